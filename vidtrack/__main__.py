@@ -1,0 +1,5 @@
+import sys
+
+from vidtrack.cli import main
+
+sys.exit(main())

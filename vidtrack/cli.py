@@ -1,0 +1,69 @@
+"""The ``vidtrack`` command line.
+
+Each sub-command lives in its own module under :mod:`vidtrack.commands` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed
+arguments, returns an exit code). To add a command, add its module name to COMMANDS.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+COMMANDS = [
+    "demo",
+    "run",
+    "track",
+    "subscribe",
+    "generate",
+    "train_detector",
+    "eval_detector",
+    "detect",
+    "track_detections",
+    "eval_tracks",
+    "import_darknet",
+    "export_darknet",
+    "train_embedder",
+    "models",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vidtrack", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"vidtrack.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"vidtrack.commands.{name}":
+                continue  # not written yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except VidtrackError as exc:
+        print(f"vidtrack: error: {exc}", file=sys.stderr)
+        return 2
+
+
+from vidtrack.errors import VidtrackError  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main())
