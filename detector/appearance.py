@@ -1,0 +1,167 @@
+"""Appearance embeddings for detected boxes: the embedder interface, crop batching and a
+cheap colour-histogram embedder.
+
+Every embedder maps, for a list of frames, the boxes of each frame to L2-normalised
+vectors in ONE batch over all crops:
+
+    embed(images, boxes) -> list of float32[N_i, dim]
+
+images: uint8[H, W, 3] BGR frames; boxes: float32[N_i, 4] pixel x1, y1, x2, y2 of
+that frame. Boxes are clipped to the frame; a box with no area after clipping gets a
+defined vector (never NaN): a uniform vector for the histogram, the network's output on a
+black crop for a learned model.
+
+``load_embedder(spec)`` turns a config/CLI string into an embedder:
+``None``/``"none"`` -> None, ``"histogram"`` -> :class:`ColourHistogramEmbedder`,
+``"default"`` -> the shipped ``models/embedder.keras`` (histogram with a warning if it is
+absent), a path to a ``.keras`` file -> :class:`detector.embedder.KerasEmbedder`.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+
+import cv2
+import numpy as np
+
+from vidtrack.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "embedder.keras"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps boxes in frames to L2-normalised appearance vectors."""
+
+    dim: int
+
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """images: uint8[H,W,3] BGR frames; boxes: float32[N_i,4] pixel x1,y1,x2,y2 per image.
+        Returns float32[N_i, dim] L2-normalised embeddings per image, computed in one batch."""
+        ...
+
+
+def clip_boxes(boxes: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Round boxes outward to integer pixels and clip them to the frame.
+
+    Returns (int32[N, 4] x1, y1, x2, y2 with x2 exclusive, bool[N] valid), where valid is
+    False for boxes with no area inside the frame (or non-finite coordinates).
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    finite = np.isfinite(b).all(axis=1)
+    b = np.where(np.isfinite(b), b, 0.0)
+    x1 = np.clip(np.floor(b[:, 0]), 0, width)
+    y1 = np.clip(np.floor(b[:, 1]), 0, height)
+    x2 = np.clip(np.ceil(b[:, 2]), 0, width)
+    y2 = np.clip(np.ceil(b[:, 3]), 0, height)
+    out = np.stack([x1, y1, x2, y2], axis=1).astype(np.int32)
+    valid = finite & (out[:, 2] > out[:, 0]) & (out[:, 3] > out[:, 1])
+    return out, valid
+
+
+def crop_batch(
+    images: Sequence[np.ndarray],
+    boxes: Sequence[np.ndarray],
+    size: tuple[int, int],
+    interpolation: int = cv2.INTER_LINEAR,
+) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Cut every box out of its frame and resize it to ``size`` = (height, width).
+
+    Returns (uint8[M, h, w, 3] BGR crops, bool[M] valid, counts per image) with
+    M = sum of N_i. Invalid (zero-area) boxes give black crops.
+    """
+    if len(images) != len(boxes):
+        raise ValueError(f"{len(images)} images but {len(boxes)} box arrays")
+    h, w = int(size[0]), int(size[1])
+    counts = [len(np.asarray(b).reshape(-1, 4)) for b in boxes]
+    crops = np.zeros((sum(counts), h, w, 3), dtype=np.uint8)
+    valid_all = np.zeros(sum(counts), dtype=bool)
+    k = 0
+    for image, b in zip(images, boxes):
+        ib, valid = clip_boxes(b, image.shape[0], image.shape[1])
+        for (x1, y1, x2, y2), ok in zip(ib, valid):
+            if ok:
+                crops[k] = cv2.resize(image[y1:y2, x1:x2], (w, h), interpolation=interpolation)
+            k += 1
+        valid_all[k - len(ib):k] = valid
+    return crops, valid_all, counts
+
+
+def split_rows(rows: np.ndarray, counts: Sequence[int]) -> list[np.ndarray]:
+    """Split float32[M, D] into a list of float32[N_i, D] with N_i = counts[i]."""
+    return list(np.split(rows, np.cumsum(counts)[:-1])) if len(counts) else []
+
+
+def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Row-wise L2 normalisation of float[M, D]; zero rows stay zero."""
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(n, eps)).astype(np.float32)
+
+
+class ColourHistogramEmbedder:
+    """HSV colour histogram of the upper and lower halves of each crop.
+
+    Each half contributes ``hue_bins x sat_bins`` chromatic bins plus ``value_bins`` bins
+    for achromatic pixels (low saturation or dark: grey, black, white), so
+    dim = 2 * (hue_bins * sat_bins + value_bins). Counts are square-rooted (Hellinger
+    kernel: cosine of the vectors is the Bhattacharyya coefficient) and L2-normalised.
+    Zero-area boxes get the uniform unit vector.
+    """
+
+    def __init__(self, hue_bins: int = 8, sat_bins: int = 4, value_bins: int = 4,
+                 crop_size: tuple[int, int] = (64, 32), min_sat: int = 40, min_val: int = 40):
+        self.hue_bins, self.sat_bins, self.value_bins = int(hue_bins), int(sat_bins), int(value_bins)
+        self.crop_size = (int(crop_size[0]), int(crop_size[1]))
+        self.min_sat, self.min_val = int(min_sat), int(min_val)
+        self.part_dim = self.hue_bins * self.sat_bins + self.value_bins
+        self.dim = 2 * self.part_dim
+
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        crops, valid, counts = crop_batch(images, boxes, self.crop_size, cv2.INTER_AREA)
+        return split_rows(self.embed_crops(crops, valid), counts)
+
+    def embed_crops(self, crops: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
+        """uint8[M, h, w, 3] BGR crops -> float32[M, dim] unit vectors."""
+        m, h, w = crops.shape[:3]
+        if m == 0:
+            return np.zeros((0, self.dim), np.float32)
+        # one cvtColor call over all crops stacked vertically
+        hsv = cv2.cvtColor(np.ascontiguousarray(crops).reshape(m * h, w, 3), cv2.COLOR_BGR2HSV)
+        hsv = hsv.reshape(m, h, w, 3).astype(np.int32)
+        hue, sat, val = hsv[..., 0], hsv[..., 1], hsv[..., 2]
+        hb = np.minimum(hue * self.hue_bins // 180, self.hue_bins - 1)
+        sb = np.minimum(sat * self.sat_bins // 256, self.sat_bins - 1)
+        vb = np.minimum(val * self.value_bins // 256, self.value_bins - 1)
+        chromatic = (sat >= self.min_sat) & (val >= self.min_val)
+        bin_in_part = np.where(chromatic, hb * self.sat_bins + sb, self.hue_bins * self.sat_bins + vb)
+        part = (np.arange(h) >= h // 2).astype(np.int32)[None, :, None]  # 0 upper, 1 lower
+        idx = bin_in_part + part * self.part_dim + np.arange(m, dtype=np.int64)[:, None, None] * self.dim
+        hist = np.bincount(idx.ravel(), minlength=m * self.dim).reshape(m, self.dim).astype(np.float32)
+        if valid is not None:
+            hist[~np.asarray(valid, bool)] = 1.0  # defined vector for zero-area boxes
+        return l2_normalise(np.sqrt(hist))
+
+
+def load_embedder(spec: str | None) -> Embedder | None:
+    """Build an embedder from a config/CLI spec (see the module docstring)."""
+    if spec is None or str(spec).strip().lower() in ("", "none"):
+        return None
+    s = str(spec).strip()
+    if s.lower() == "histogram":
+        return ColourHistogramEmbedder()
+    if s.lower() == "default":
+        if not DEFAULT_MODEL.is_file():
+            log.warning("shipped embedder %s not found; using the colour-histogram embedder", DEFAULT_MODEL)
+            return ColourHistogramEmbedder()
+        s = str(DEFAULT_MODEL)
+    path = Path(s).expanduser()
+    if path.suffix != ".keras":
+        raise ModelError(f"embedder must be 'none', 'histogram', 'default' or a .keras file, got {spec!r}")
+    if not path.is_file():
+        raise ModelError(f"embedder model not found: {path}")
+    from detector.embedder import KerasEmbedder  # imports TensorFlow only when needed
+
+    return KerasEmbedder.load(path)
