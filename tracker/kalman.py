@@ -1,0 +1,233 @@
+"""Constant-velocity Kalman filter in box space, DeepSORT-style.
+
+State (8): cx, cy, a, h, vcx, vcy, va, vh -- pixel centre, aspect ratio w/h, pixel height
+and their velocities per frame. Measurement (4): cx, cy, a, h.
+
+Noise is scaled by the box height (DeepSORT: std_weight_position = 1/20,
+std_weight_velocity = 1/160). Predict takes the real time step ``dt`` in frames (frame
+index difference): F has dt on the position/velocity coupling and the process noise Q is
+scaled by dt (a random walk whose variance grows linearly with elapsed frames).
+
+Two implementations with the same maths:
+- :class:`BatchedKalman`: all tracks of a stream in arrays (mean [T,8], cov [T,8,8]),
+  predict/update/gating vectorised with numpy.
+- :class:`FilterpyKalman`: one ``filterpy.kalman.KalmanFilter`` per track (the reference).
+Both expose the same store interface used by the tracker (add / keep / predict / update /
+set_state / mean / cov).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STD_WEIGHT_POSITION = 1.0 / 20
+STD_WEIGHT_VELOCITY = 1.0 / 160
+CHI2INV95 = {1: 3.8415, 2: 5.9915, 3: 7.8147, 4: 9.4877}
+"""0.95 quantile of the chi-square distribution by degrees of freedom (Mahalanobis gating)."""
+
+
+def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
+    """float[N,4] pixel x1,y1,x2,y2 -> float64[N,4] cx, cy, aspect w/h, h."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w = b[:, 2] - b[:, 0]
+    h = np.maximum(b[:, 3] - b[:, 1], 1e-6)
+    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+
+
+def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """float[N,>=4] cx, cy, a, h -> float64[N,4] pixel x1,y1,x2,y2."""
+    m = np.asarray(xyah, dtype=np.float64)
+    w = m[:, 2] * m[:, 3]
+    h = m[:, 3]
+    return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
+
+
+# ---------------------------------------------------------------- the maths, vectorised
+def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New states from measurements z float[N,4] (xyah) -> mean [N,8], cov [N,8,8]."""
+    z = np.asarray(z, dtype=np.float64).reshape(-1, 4)
+    h = z[:, 3]
+    wp, wv = 2 * STD_WEIGHT_POSITION * h, 10 * STD_WEIGHT_VELOCITY * h
+    std = np.stack([wp, wp, np.full_like(h, 1e-2), wp, wv, wv, np.full_like(h, 1e-5), wv], axis=1)
+    mean = np.concatenate([z, np.zeros_like(z)], axis=1)
+    cov = np.zeros((len(z), 8, 8))
+    idx = np.arange(8)
+    cov[:, idx, idx] = std**2
+    return mean, cov
+
+
+def process_noise_diag(mean: np.ndarray, dt: np.ndarray) -> np.ndarray:
+    """Diagonal of Q for a step of dt frames: float[T,8] (variance, scaled by height and dt)."""
+    h = mean[:, 3]
+    sp, sv = STD_WEIGHT_POSITION * h, STD_WEIGHT_VELOCITY * h
+    std = np.stack([sp, sp, np.full_like(h, 1e-2), sp, sv, sv, np.full_like(h, 1e-5), sv], axis=1)
+    return std**2 * np.asarray(dt, dtype=np.float64).reshape(-1, 1)
+
+
+def measurement_noise_diag(mean: np.ndarray) -> np.ndarray:
+    """Diagonal of R: float[T,4] variance of cx, cy, a, h, scaled by the predicted height."""
+    h = mean[:, 3]
+    s = STD_WEIGHT_POSITION * h
+    return np.stack([s, s, np.full_like(h, 1e-1), s], axis=1) ** 2
+
+
+def transition_matrix(dt: float) -> np.ndarray:
+    """F for a step of dt frames: float64[8,8]."""
+    F = np.eye(8)
+    F[:4, 4:] = dt * np.eye(4)
+    return F
+
+
+def predict(mean: np.ndarray, cov: np.ndarray, dt) -> tuple[np.ndarray, np.ndarray]:
+    """Predict T states dt frames ahead (dt scalar or float[T]). Returns new (mean, cov)."""
+    T = len(mean)
+    dt = np.broadcast_to(np.asarray(dt, dtype=np.float64), (T,))
+    Q = process_noise_diag(mean, dt)
+    new_mean = mean.copy()
+    new_mean[:, :4] += dt[:, None] * mean[:, 4:]
+    # F P F^T with F = [[I, dt I], [0, I]], using the block structure of P = [[A, B], [B', C]].
+    A, B, C = cov[:, :4, :4], cov[:, :4, 4:], cov[:, 4:, 4:]
+    d = dt[:, None, None]
+    B2 = B + d * C
+    new_cov = np.empty_like(cov)
+    new_cov[:, :4, :4] = A + d * (B + np.swapaxes(B, 1, 2)) + d * d * C
+    new_cov[:, :4, 4:] = B2
+    new_cov[:, 4:, :4] = np.swapaxes(B2, 1, 2)
+    new_cov[:, 4:, 4:] = C
+    idx = np.arange(8)
+    new_cov[:, idx, idx] += Q
+    return new_mean, new_cov
+
+
+def project(mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Measurement-space mean [T,4] and innovation covariance S = H P H' + R [T,4,4]."""
+    S = cov[:, :4, :4].copy()
+    idx = np.arange(4)
+    S[:, idx, idx] += measurement_noise_diag(mean)
+    return mean[:, :4].copy(), S
+
+
+def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Correct T states with measurements z float[T,4] (xyah). Returns new (mean, cov)."""
+    zm, S = project(mean, cov)
+    PHt = cov[:, :, :4]  # P H'  [T,8,4]
+    # K = P H' S^-1  ->  K' = S^-1 (H P)   (S symmetric)
+    Kt = np.linalg.solve(S, np.swapaxes(PHt, 1, 2))  # [T,4,8]
+    K = np.swapaxes(Kt, 1, 2)
+    innov = np.asarray(z, dtype=np.float64) - zm
+    new_mean = mean + np.einsum("tij,tj->ti", K, innov)
+    new_cov = cov - K @ np.swapaxes(PHt, 1, 2)  # P - K S K' = P - K H P
+    return new_mean, new_cov
+
+
+def gating_distance(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, only_position: bool = False) -> np.ndarray:
+    """Squared Mahalanobis distance of every measurement to every state.
+
+    mean [T,8], cov [T,8,8], z float[N,4] xyah -> float64[T,N]. Compare with
+    CHI2INV95[4] (or CHI2INV95[2] when only_position, using cx, cy only).
+    """
+    T, N = len(mean), len(z)
+    if T == 0 or N == 0:
+        return np.zeros((T, N))
+    zm, S = project(mean, cov)
+    diff = np.asarray(z, dtype=np.float64)[None, :, :] - zm[:, None, :]  # [T,N,4]
+    if only_position:
+        diff, S = diff[..., :2], S[:, :2, :2]
+    Sinv = np.linalg.inv(S)
+    return np.einsum("tni,tij,tnj->tn", diff, Sinv, diff)
+
+
+# ---------------------------------------------------------------- stores
+class BatchedKalman:
+    """All track states of a stream in arrays: mean float64[T,8], cov float64[T,8,8]."""
+
+    name = "batched"
+
+    def __init__(self) -> None:
+        self.mean = np.zeros((0, 8))
+        self.cov = np.zeros((0, 8, 8))
+
+    def __len__(self) -> int:
+        return len(self.mean)
+
+    def add(self, z: np.ndarray) -> None:
+        """Append new states initiated from measurements z float[N,4] xyah."""
+        m, c = initiate(z)
+        self.mean = np.concatenate([self.mean, m])
+        self.cov = np.concatenate([self.cov, c])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where mask (bool[T]) is False."""
+        self.mean, self.cov = self.mean[mask], self.cov[mask]
+
+    def predict(self, dt) -> None:
+        """Predict every state dt frames ahead (scalar or float[T])."""
+        if len(self.mean):
+            self.mean, self.cov = predict(self.mean, self.cov, dt)
+
+    def update(self, rows: np.ndarray, z: np.ndarray) -> None:
+        """Correct the states at int rows[M] with measurements z float[M,4] xyah."""
+        if len(rows):
+            self.mean[rows], self.cov[rows] = update(self.mean[rows], self.cov[rows], z)
+
+    def set_state(self, row: int, mean: np.ndarray, cov: np.ndarray) -> None:
+        self.mean[row], self.cov[row] = mean, cov
+
+
+class FilterpyKalman:
+    """Reference store: one ``filterpy.kalman.KalmanFilter`` per track, same model as above."""
+
+    name = "filterpy"
+
+    def __init__(self) -> None:
+        from filterpy.kalman import KalmanFilter
+
+        self._cls = KalmanFilter
+        self.filters: list = []
+
+    def __len__(self) -> int:
+        return len(self.filters)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.array([f.x[:, 0] for f in self.filters]).reshape(-1, 8)
+
+    @property
+    def cov(self) -> np.ndarray:
+        return np.array([f.P for f in self.filters]).reshape(-1, 8, 8)
+
+    def add(self, z: np.ndarray) -> None:
+        m, c = initiate(z)
+        for mi, ci in zip(m, c):
+            f = self._cls(dim_x=8, dim_z=4)
+            f.x = mi.reshape(8, 1).copy()
+            f.P = ci.copy()
+            f.H = np.eye(4, 8)
+            self.filters.append(f)
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.filters = [f for f, k in zip(self.filters, mask) if k]
+
+    def predict(self, dt) -> None:
+        dts = np.broadcast_to(np.asarray(dt, dtype=np.float64), (len(self.filters),))
+        for f, d in zip(self.filters, dts):
+            f.F = transition_matrix(d)
+            f.Q = np.diag(process_noise_diag(f.x.T, [d])[0])
+            f.predict()
+
+    def update(self, rows: np.ndarray, z: np.ndarray) -> None:
+        for r, zi in zip(rows, np.asarray(z, dtype=np.float64)):
+            f = self.filters[r]
+            f.update(zi.reshape(4, 1), R=np.diag(measurement_noise_diag(f.x.T)[0]))
+
+    def set_state(self, row: int, mean: np.ndarray, cov: np.ndarray) -> None:
+        f = self.filters[row]
+        f.x, f.P = mean.reshape(8, 1).copy(), cov.copy()
+
+
+def make_store(kind: str):
+    """``"batched"`` -> BatchedKalman, ``"filterpy"`` -> FilterpyKalman."""
+    if kind == "batched":
+        return BatchedKalman()
+    if kind == "filterpy":
+        return FilterpyKalman()
+    raise ValueError(f"unknown kalman implementation {kind!r}")
