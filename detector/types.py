@@ -28,7 +28,9 @@ class Detections:
         self.class_ids = np.asarray(self.class_ids, dtype=np.int32).reshape(n)
         if self.embeddings is None:
             self.embeddings = np.zeros((n, 0), dtype=np.float32)
-        self.embeddings = np.asarray(self.embeddings, dtype=np.float32).reshape(n, -1)
+        emb = np.asarray(self.embeddings, dtype=np.float32)
+        dim = emb.shape[-1] if emb.ndim == 2 else (emb.size // n if n else 0)
+        self.embeddings = emb.reshape(n, dim)
 
     def __len__(self) -> int:
         return len(self.boxes)

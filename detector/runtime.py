@@ -1,0 +1,224 @@
+"""Run a YOLO-style Keras detector on batches of BGR frames.
+
+``Detector.load(path)`` accepts
+
+- a ``.keras`` file whose graph ends in :class:`detector.decode.YoloDecode` (anchors,
+  input size and class names are read from that layer), or
+- a SavedModel directory written by :func:`export_saved_model` (``vidtrack.json`` beside it
+  holds the same metadata).
+
+``detect(images)`` letterboxes all images into one batch (padded to a fixed set of batch
+sizes so the compiled graph is never retraced), runs the model once, scores boxes as
+objectness x class probability (Darknet), keeps per-class candidates above
+``conf_threshold``, runs class-aware NMS and maps boxes back to original pixels.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+
+from detector.letterbox import MODES, letterbox_uint8
+from detector.nms import nms
+from detector.types import Detections
+from vidtrack.errors import ModelError
+
+BATCH_SIZES = (1, 2, 4, 8, 16)
+META_FILE = "vidtrack.json"
+
+
+def _find_decode(model):
+    from detector.decode import YoloDecode
+
+    found = [layer for layer in _walk_layers(model) if isinstance(layer, YoloDecode)]
+    return found[-1] if found else None
+
+
+def _walk_layers(model):
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from _walk_layers(layer)
+
+
+class Detector:
+    """A loaded detector. Thread-compatible (one caller at a time)."""
+
+    def __init__(self, predict_fn, input_size, class_names, conf_threshold=0.25, iou_threshold=0.45,
+                 resize="letterbox", max_detections=300, model=None):
+        if resize not in MODES:
+            raise ValueError(f"resize must be one of {MODES}, got {resize!r}")
+        self._predict_fn = predict_fn
+        self._input_size = (int(input_size[0]), int(input_size[1]))
+        self._class_names = list(class_names)
+        self.conf_threshold = float(conf_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.resize = resize
+        self.max_detections = int(max_detections)
+        self.model = model  # the keras model, when loaded from .keras (None for SavedModel)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path, conf_threshold=0.25, iou_threshold=0.45, resize="letterbox",
+             max_detections=300, jit_compile=False) -> "Detector":
+        """Load a ``.keras`` file or a SavedModel directory; raises ModelError if invalid."""
+        path = Path(path)
+        if not path.exists():
+            raise ModelError(f"model not found: {path}")
+        if path.is_dir():
+            return cls._load_saved_model(path, conf_threshold, iou_threshold, resize, max_detections)
+        import keras
+        import tensorflow as tf
+
+        import detector.decode  # noqa: F401  (registers YoloDecode)
+
+        try:
+            model = keras.saving.load_model(str(path), compile=False)
+        except Exception as exc:  # keras raises many kinds for a bad file
+            raise ModelError(f"cannot load model {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+        return cls.from_model(model, conf_threshold, iou_threshold, resize, max_detections, jit_compile,
+                              source=str(path))
+
+    @classmethod
+    def from_model(cls, model, conf_threshold=0.25, iou_threshold=0.45, resize="letterbox",
+                   max_detections=300, jit_compile=False, source="model") -> "Detector":
+        """Wrap an in-memory Keras model whose graph ends in YoloDecode."""
+        import tensorflow as tf
+
+        decode = _find_decode(model)
+        if decode is None:
+            raise ModelError(f"{source}: no YoloDecode layer in the model graph")
+        outputs = model.outputs if isinstance(model.outputs, (list, tuple)) else [model.outputs]
+        if len(outputs) != 3:
+            raise ModelError(f"{source}: expected 3 outputs (boxes, objectness, class_probs), got {len(outputs)}")
+        h, w = decode.input_size
+
+        @tf.function(jit_compile=jit_compile, reduce_retracing=False)
+        def predict(x):
+            boxes, obj, cls_p = model(x, training=False)
+            return boxes, obj, cls_p
+
+        return cls(predict, (h, w), decode.class_names, conf_threshold, iou_threshold, resize,
+                   max_detections, model=model)
+
+    @classmethod
+    def _load_saved_model(cls, path, conf_threshold, iou_threshold, resize, max_detections):
+        import tensorflow as tf
+
+        meta_path = path / META_FILE
+        if not meta_path.is_file():
+            raise ModelError(f"{path}: not a vidtrack SavedModel ({META_FILE} missing)")
+        try:
+            meta = json.loads(meta_path.read_text())
+            loaded = tf.saved_model.load(str(path))
+            serve = loaded.signatures["serving_default"] if hasattr(loaded, "signatures") and \
+                "serving_default" in loaded.signatures else loaded.serve
+        except Exception as exc:
+            raise ModelError(f"cannot load SavedModel {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
+        names = meta.get("output_names")
+
+        def predict(x):
+            out = serve(tf.convert_to_tensor(x))
+            if isinstance(out, dict):
+                keys = names or sorted(out)
+                out = [out[k] for k in keys]
+            return tuple(out)
+
+        det = cls(predict, meta["input_size"], meta["class_names"], conf_threshold, iou_threshold, resize,
+                  max_detections)
+        det._saved_model = loaded  # keep the trackable alive
+        return det
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """(height, width) of the network input in pixels."""
+        return self._input_size
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self._class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self._class_names)
+
+    # ------------------------------------------------------------------ inference
+    def preprocess(self, images):
+        """list of uint8[H,W,3] BGR -> (float32[B,h,w,3] RGB 0..1, transforms), B padded."""
+        n = len(images)
+        b = _padded_batch(n)
+        h, w = self._input_size
+        batch = np.zeros((b, h, w, 3), np.uint8)
+        transforms = []
+        for i, img in enumerate(images):
+            _, tr = letterbox_uint8(np.asarray(img), (h, w), self.resize, out=batch[i])
+            transforms.append(tr)
+        return batch.astype(np.float32) * np.float32(1.0 / 255.0), transforms
+
+    def raw(self, images):
+        """Model outputs for ``images``: boxes float32[B,N,4] input px, objectness [B,N], class_probs [B,N,C]."""
+        x, transforms = self.preprocess(images)
+        boxes, obj, cls_p = self._predict_fn(x)
+        n = len(images)
+        return np.asarray(boxes)[:n], np.asarray(obj)[:n], np.asarray(cls_p)[:n], transforms
+
+    def detect(self, images) -> list[Detections]:
+        """Detect objects in each uint8[H,W,3] BGR image; one model call per <=16 images."""
+        if isinstance(images, np.ndarray) and images.ndim == 3:
+            images = [images]
+        images = list(images)
+        results: list[Detections] = []
+        for start in range(0, len(images), BATCH_SIZES[-1]):
+            chunk = images[start:start + BATCH_SIZES[-1]]
+            boxes, obj, cls_p, transforms = self.raw(chunk)
+            for i, tr in enumerate(transforms):
+                results.append(self.postprocess(boxes[i], obj[i], cls_p[i], tr))
+        return results
+
+    def postprocess(self, boxes, obj, cls_p, transform) -> Detections:
+        """One image: boxes float32[N,4] input px, obj [N], cls_p [N,C] -> Detections (original px)."""
+        conf = self.conf_threshold
+        cand = np.nonzero(obj > conf)[0]  # score <= objectness, so this prefilter is exact
+        if cand.size == 0:
+            return Detections.empty()
+        scores = obj[cand, None] * cls_p[cand]  # [M, C]
+        rows, cols = np.nonzero(scores > conf)
+        if rows.size == 0:
+            return Detections.empty()
+        b = boxes[cand[rows]]
+        s = scores[rows, cols]
+        keep = nms(b, s, cols, self.iou_threshold, self.max_detections)
+        return Detections(transform.to_original(b[keep]), s[keep], cols[keep].astype(np.int32))
+
+
+def _padded_batch(n: int) -> int:
+    for b in BATCH_SIZES:
+        if n <= b:
+            return b
+    return n
+
+
+def export_saved_model(keras_path, out_dir) -> Path:
+    """Export a ``.keras`` detector to a SavedModel directory loadable by ``Detector.load``."""
+    import keras
+    import tensorflow as tf
+
+    import detector.decode  # noqa: F401
+
+    out_dir = Path(out_dir)
+    model = keras.saving.load_model(str(keras_path), compile=False)
+    decode = _find_decode(model)
+    if decode is None:
+        raise ModelError(f"{keras_path}: no YoloDecode layer in the model graph")
+    h, w = decode.input_size
+    model.export(str(out_dir), format="tf_saved_model",
+                 input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="images")])
+    meta = {"input_size": [h, w], "class_names": decode.class_names, "anchors": decode.anchors,
+            "source": str(keras_path)}
+    (out_dir / META_FILE).write_text(json.dumps(meta, indent=1))
+    return out_dir

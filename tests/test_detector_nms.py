@@ -1,0 +1,57 @@
+"""Class-aware NMS."""
+import numpy as np
+
+from detector.nms import iou_matrix, nms
+
+
+def _brute_nms(boxes, scores, classes, thr):
+    order = np.argsort(-scores, kind="stable")
+    keep = []
+    for i in order:
+        if all(classes[i] != classes[k] or iou_matrix(boxes[i:i + 1], boxes[k:k + 1])[0, 0] <= thr for k in keep):
+            keep.append(i)
+    return np.array(keep)
+
+
+def test_iou_matrix_known_values():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
+    np.testing.assert_allclose(iou_matrix(a, b), [[1.0, 50 / 150, 0.0]], rtol=1e-6)
+
+
+def test_same_class_suppressed_other_class_kept():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.9, 0.8, 0.7, 0.6], np.float32)
+    classes = np.array([0, 0, 1, 0])
+    keep = nms(boxes, scores, classes, 0.45)
+    assert keep.tolist() == [0, 2, 3]
+    # class-agnostic: box 2 overlaps box 0 fully and goes
+    assert nms(boxes, scores, None, 0.45).tolist() == [0, 3]
+
+
+def test_sorted_by_score_and_capped():
+    rng = np.random.default_rng(1)
+    xy = rng.uniform(0, 1000, (200, 2))
+    boxes = np.concatenate([xy, xy + 5], 1).astype(np.float32)  # tiny, mostly disjoint
+    scores = rng.uniform(0, 1, 200).astype(np.float32)
+    keep = nms(boxes, scores, np.zeros(200, int), 0.5, max_detections=20)
+    assert len(keep) == 20
+    assert np.all(np.diff(scores[keep]) <= 0)
+    assert scores[keep[0]] == scores.max()
+
+
+def test_matches_brute_force_on_random_clusters():
+    rng = np.random.default_rng(2)
+    centres = rng.uniform(0, 300, (15, 2))
+    pts = centres[rng.integers(0, 15, 400)] + rng.normal(0, 6, (400, 2))
+    wh = rng.uniform(20, 40, (400, 2))
+    boxes = np.concatenate([pts - wh / 2, pts + wh / 2], 1).astype(np.float32)
+    scores = rng.uniform(0, 1, 400).astype(np.float32)
+    classes = rng.integers(0, 3, 400)
+    for thr in (0.3, 0.5, 0.7):
+        keep = nms(boxes, scores, classes, thr, max_detections=None)
+        np.testing.assert_array_equal(keep, _brute_nms(boxes, scores, classes, thr))
+
+
+def test_empty():
+    assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0,)

@@ -1,0 +1,87 @@
+"""Detector runtime on a real (small, untrained) Keras model saved to disk."""
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+from detector.model import build_model
+from detector.runtime import Detector
+from vidtrack.errors import ModelError
+
+ANCHORS = [[[6, 8], [10, 12], [14, 10]], [[20, 30], [30, 20], [40, 40]]]
+NAMES = ["person", "car", "ball"]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = build_model(3, ANCHORS, (64, 96), NAMES, width=4)
+    # constant heads: zero kernels; objectness logit 2 (p=0.88), class "car" high
+    for lname in ("head8", "head16"):
+        layer = model.get_layer(lname)
+        k, b = layer.get_weights()
+        b = b.reshape(3, 8)
+        b[:, :4] = 0.0
+        b[:, 4] = 2.0
+        b[:, 5:] = [-5.0, 3.0, -5.0]
+        layer.set_weights([np.zeros_like(k), b.reshape(-1)])
+    path = tmp_path_factory.mktemp("m") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def test_load_reads_metadata(model_path):
+    det = Detector.load(model_path)
+    assert det.input_size == (64, 96)
+    assert det.class_names == NAMES
+
+
+def test_detect_constant_heads(model_path):
+    det = Detector.load(model_path, conf_threshold=0.5, iou_threshold=0.45)
+    img = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    (d,) = det.detect([img])
+    assert len(d) > 0
+    assert set(d.class_ids.tolist()) == {1}  # only "car" passes 0.5 (0.88 * 0.95)
+    expected = 1 / (1 + np.exp(-2.0)) / (1 + np.exp(-3.0))
+    np.testing.assert_allclose(d.scores, expected, rtol=1e-5)
+    assert d.boxes.min() >= 0 and d.boxes[:, 2].max() <= 160 and d.boxes[:, 3].max() <= 120
+    assert d.embeddings.shape == (len(d), 0)
+    # the raw boxes the kept ones come from, mapped back, contain every kept box
+    boxes, obj, cls_p, (tr,) = det.raw([img])
+    orig = tr.to_original(boxes[0])
+    for b in d.boxes:
+        assert np.min(np.abs(orig - b).max(1)) < 1e-3
+
+
+def test_batch_results_independent_of_batch_size(model_path):
+    det = Detector.load(model_path, conf_threshold=0.3)
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (rng.integers(50, 200), rng.integers(50, 200), 3), dtype=np.uint8)
+            for _ in range(5)]
+    batch = det.detect(imgs)
+    assert len(batch) == 5
+    for img, d in zip(imgs, batch):
+        (single,) = det.detect([img])
+        np.testing.assert_allclose(single.boxes, d.boxes, atol=1e-3)
+        np.testing.assert_array_equal(single.class_ids, d.class_ids)
+
+
+def test_high_threshold_gives_empty(model_path):
+    det = Detector.load(model_path, conf_threshold=0.99)
+    (d,) = det.detect([np.zeros((40, 40, 3), np.uint8)])
+    assert len(d) == 0 and d.boxes.shape == (0, 4)
+
+
+def test_missing_and_invalid_files(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        Detector.load(tmp_path / "nope.keras")
+    bad = tmp_path / "bad.keras"
+    bad.write_bytes(b"this is not a zip")
+    with pytest.raises(ModelError):
+        Detector.load(bad)
+    with pytest.raises(ModelError):
+        Detector.load(tmp_path)  # a directory without vidtrack.json
