@@ -1,0 +1,85 @@
+"""One track's life cycle (tentative -> confirmed -> deleted) and the public snapshot type."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracker.nn_matching import Gallery
+
+TENTATIVE, CONFIRMED, DELETED = "tentative", "confirmed", "deleted"
+
+
+@dataclass
+class TrackSnapshot:
+    """What a tracker reports about one track after a frame.
+
+    box: float32[4] pixel x1,y1,x2,y2 (Kalman estimate); velocity: float32[2] pixel/frame of
+    the box centre; time_since_update: frames since the last matched detection (0 = matched
+    this frame); age: frames since birth.
+    """
+
+    track_id: int
+    class_id: int
+    box: np.ndarray
+    score: float
+    velocity: np.ndarray
+    state: str
+    time_since_update: int
+    hits: int
+    age: int
+
+
+class Track:
+    """Book-keeping of one track; its Kalman state lives in the tracker's store (same row).
+
+    A new track is tentative; it becomes confirmed after ``n_init`` matched frames. A
+    tentative track that misses a frame is deleted; a confirmed one is deleted once
+    ``time_since_update >= max_age`` frames.
+    """
+
+    __slots__ = (
+        "track_id", "class_id", "score", "state", "hits", "age", "time_since_update",
+        "gallery", "last_z", "last_frame", "saved_mean", "saved_cov",
+    )
+
+    def __init__(self, track_id: int, class_id: int, score: float, z: np.ndarray, frame: int,
+                 gallery: Gallery, n_init: int) -> None:
+        self.track_id = track_id
+        self.class_id = class_id
+        self.score = score
+        self.state = CONFIRMED if n_init <= 1 else TENTATIVE
+        self.hits = 1
+        self.age = 0
+        self.time_since_update = 0
+        self.gallery = gallery
+        self.last_z = z  # float64[4] xyah of the last matched detection
+        self.last_frame = frame
+        self.saved_mean: np.ndarray | None = None  # Kalman state right after the last update
+        self.saved_cov: np.ndarray | None = None
+
+    def advance(self, dt: int) -> None:
+        """Time passes by dt frames (called once per tracker update, before matching)."""
+        self.age += dt
+        self.time_since_update += dt
+
+    def mark_hit(self, score: float, z: np.ndarray, frame: int, n_init: int) -> None:
+        self.hits += 1
+        self.time_since_update = 0
+        self.score = score
+        self.last_z = z
+        self.last_frame = frame
+        if self.state == TENTATIVE and self.hits >= n_init:
+            self.state = CONFIRMED
+
+    def mark_missed(self, max_age: int) -> None:
+        if self.state == TENTATIVE or self.time_since_update >= max_age:
+            self.state = DELETED
+
+    @property
+    def is_confirmed(self) -> bool:
+        return self.state == CONFIRMED
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.state == DELETED

@@ -1,0 +1,208 @@
+"""The per-stream multi-object tracker: Kalman predict -> associate -> update -> life cycle.
+
+Association per frame (detections split by score into high / low):
+1. appearance mode (embeddings present and enabled): confirmed tracks vs high detections
+   on cosine distance, Mahalanobis-gated, DeepSORT cascade or one global assignment; then
+   IoU for tentative + recently missed tracks vs what is left.
+   motion mode: all tracks vs high detections on IoU distance (gated if enabled).
+2. optional ByteTrack round: unmatched confirmed tracks vs low-score detections on IoU.
+3. optional OC-SORT recovery: unmatched tracks' last observed box vs remaining high ones.
+Unmatched high detections start tentative tracks. Only same-class pairs are matched.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from detector.types import Detections
+from tracker import kalman as K
+from tracker.config import TrackerConfig
+from tracker.linear_assignment import iou_matrix, matching_cascade, min_cost_matching
+from tracker.nn_matching import Gallery, cosine_distance_matrix
+from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
+
+_EMPTY_MATCH = np.zeros((0, 2), int)
+
+
+class Tracker:
+    """Tracks objects of one stream. Call :meth:`update` once per frame, in frame order."""
+
+    def __init__(self, config: TrackerConfig | None = None) -> None:
+        self.config = config or TrackerConfig()
+        self.kf = K.make_store(self.config.kalman)
+        self.tracks: list[Track] = []
+        self._next_id = 1
+        self._last_frame: int | None = None
+
+    # ------------------------------------------------------------------ public
+    def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
+        """Advance to ``frame_index`` and associate this frame's detections.
+
+        Returns snapshots of every live track after this frame plus the tracks deleted
+        during this call (state "deleted")."""
+        cfg = self.config
+        dt = 1 if self._last_frame is None else frame_index - self._last_frame
+        if dt <= 0:
+            raise ValueError(f"frame {frame_index} is not after frame {self._last_frame}")
+        self._last_frame = frame_index
+        self.kf.predict(dt)
+        for t in self.tracks:
+            t.advance(dt)
+
+        dets = detections
+        scores = dets.scores
+        if cfg.low_score_threshold > 0:
+            dets = dets.select(scores >= cfg.low_score_threshold)
+            scores = dets.scores
+        high = np.flatnonzero(scores >= cfg.high_score_threshold)
+        low = np.flatnonzero(scores < cfg.high_score_threshold)
+        z = K.xyxy_to_xyah(dets.boxes)
+
+        T = len(self.tracks)
+        mean, cov = self.kf.mean, self.kf.cov
+        pred_boxes = K.xyah_to_xyxy(mean[:, :4]) if T else np.zeros((0, 4))
+        classes = np.fromiter((t.class_id for t in self.tracks), np.int32, T)
+        tsu = np.fromiter((t.time_since_update for t in self.tracks), np.int64, T)
+        confirmed = np.fromiter((t.state == CONFIRMED for t in self.tracks), bool, T)
+        use_app = cfg.appearance and dets.embeddings.shape[1] > 0
+
+        infeasible = np.zeros((T, len(dets)), bool)
+        if cfg.class_aware:
+            infeasible |= classes[:, None] != dets.class_ids[None, :]
+        if cfg.gating and T and len(dets):
+            d2 = K.gating_distance(mean, cov, z, cfg.gating_position_only)
+            infeasible |= d2 > K.CHI2INV95[2 if cfg.gating_position_only else 4]
+        iou_cost = 1.0 - iou_matrix(pred_boxes, dets.boxes)
+
+        matches = []
+        track_left = np.arange(T)
+        if use_app:
+            rows = np.flatnonzero(confirmed)
+            cost = cosine_distance_matrix([self.tracks[i].gallery for i in rows], dets.embeddings[high])
+            cost = np.where(infeasible[np.ix_(rows, high)], np.inf, cost)
+            if cfg.matching_cascade:
+                levels = tsu[rows] - dt + 1
+                m, _, um_d = matching_cascade(cost, cfg.max_cosine_distance, levels, cfg.max_age)
+            else:
+                m, _, um_d = min_cost_matching(cost, cfg.max_cosine_distance)
+            matches.append(np.stack([rows[m[:, 0]], high[m[:, 1]]], axis=1))
+            high_left = high[um_d]
+            track_left = np.setdiff1d(track_left, rows[m[:, 0]])
+            iou_rows = track_left[(~confirmed[track_left]) | (tsu[track_left] - dt + 1 <= cfg.iou_rescue_max_age)]
+        else:
+            high_left = high
+            iou_rows = track_left
+        m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, cfg.max_iou_distance)
+        matches.append(m)
+        track_left = np.setdiff1d(track_left, m[:, 0])
+        high_left = np.setdiff1d(high_left, m[:, 1])
+
+        if len(low) and cfg.low_score_threshold < cfg.high_score_threshold:
+            rows = track_left[confirmed[track_left]]
+            m = self._iou_round(rows, low, iou_cost, infeasible, cfg.low_round_max_iou_distance)
+            matches.append(m)
+            track_left = np.setdiff1d(track_left, m[:, 0])
+
+        if cfg.observation_recovery and len(track_left) and len(high_left):
+            last_boxes = K.xyah_to_xyxy(np.array([self.tracks[i].last_z for i in track_left]))
+            cost = 1.0 - iou_matrix(last_boxes, dets.boxes[high_left])
+            if cfg.class_aware:
+                cost[classes[track_left][:, None] != dets.class_ids[high_left][None, :]] = np.inf
+            mm, _, _ = min_cost_matching(cost, cfg.max_iou_distance)
+            m = np.stack([track_left[mm[:, 0]], high_left[mm[:, 1]]], axis=1)
+            matches.append(m)
+            track_left = np.setdiff1d(track_left, m[:, 0])
+            high_left = np.setdiff1d(high_left, m[:, 1])
+
+        matches = np.concatenate(matches) if matches else _EMPTY_MATCH
+        self._apply_matches(matches, dets, z, use_app, frame_index, dt)
+        for i in track_left:
+            self.tracks[i].mark_missed(cfg.max_age)
+        self._start_tracks(high_left, dets, z, use_app, frame_index)
+        return self._finish()
+
+    def snapshots(self) -> list[TrackSnapshot]:
+        """Snapshots of the live tracks (as after the last update)."""
+        return self._snapshots(np.ones(len(self.tracks), bool))
+
+    # ------------------------------------------------------------------ steps
+    def _iou_round(self, rows, cols, iou_cost, infeasible, max_cost) -> np.ndarray:
+        if len(rows) == 0 or len(cols) == 0:
+            return _EMPTY_MATCH
+        cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, iou_cost[np.ix_(rows, cols)])
+        m, _, _ = min_cost_matching(cost, max_cost)
+        return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1)
+
+    def _apply_matches(self, matches, dets, z, use_app, frame_index, dt) -> None:
+        cfg = self.config
+        if len(matches) == 0:
+            return
+        rows, cols = matches[:, 0], matches[:, 1]
+        if cfg.oru:
+            gaps = [frame_index - self.tracks[r].last_frame for r in rows]
+            late = np.array([g > dt and self.tracks[r].saved_mean is not None for g, r in zip(gaps, rows)], bool)
+            for r, c, g in zip(rows[late], cols[late], np.asarray(gaps)[late]):
+                self._re_update(r, z[c], g)
+            self.kf.update(rows[~late], z[cols[~late]])
+        else:
+            self.kf.update(rows, z[cols])
+        if cfg.oru:
+            mean, cov = self.kf.mean, self.kf.cov
+        scores = dets.scores
+        for r, c in zip(rows, cols):
+            t = self.tracks[r]
+            t.mark_hit(float(scores[c]), z[c], frame_index, cfg.n_init)
+            if use_app:
+                t.gallery.add(dets.embeddings[c])
+            if cfg.oru:
+                t.saved_mean, t.saved_cov = mean[r].copy(), cov[r].copy()
+
+    def _re_update(self, row: int, z_new: np.ndarray, gap: int) -> None:
+        """OC-SORT ORU: from the state saved at the last observation, step frame by frame
+        along the straight line to the new observation, updating on virtual observations."""
+        t = self.tracks[row]
+        mean, cov = t.saved_mean[None], t.saved_cov[None]
+        z0 = t.last_z
+        for k in range(1, gap + 1):
+            mean, cov = K.predict(mean, cov, 1)
+            zk = z0 + (z_new - z0) * (k / gap)
+            mean, cov = K.update(mean, cov, zk[None])
+        self.kf.set_state(row, mean[0], cov[0])
+
+    def _start_tracks(self, cols, dets, z, use_app, frame_index) -> None:
+        cfg = self.config
+        thr = cfg.high_score_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
+        cols = cols[dets.scores[cols] >= thr]
+        if len(cols) == 0:
+            return
+        self.kf.add(z[cols])
+        mean, cov = (self.kf.mean, self.kf.cov) if cfg.oru else (None, None)
+        base = len(self.tracks)
+        for k, c in enumerate(cols):
+            g = Gallery(cfg.gallery_budget, cfg.embedding_ema)
+            if use_app:
+                g.add(dets.embeddings[c])
+            t = Track(self._next_id, int(dets.class_ids[c]), float(dets.scores[c]), z[c], frame_index, g, cfg.n_init)
+            if cfg.oru:
+                t.saved_mean, t.saved_cov = mean[base + k].copy(), cov[base + k].copy()
+            self._next_id += 1
+            self.tracks.append(t)
+
+    def _finish(self) -> list[TrackSnapshot]:
+        alive = np.fromiter((t.state != DELETED for t in self.tracks), bool, len(self.tracks))
+        out = self._snapshots(np.ones(len(self.tracks), bool))
+        if not alive.all():
+            self.kf.keep(alive)
+            self.tracks = [t for t, a in zip(self.tracks, alive) if a]
+        return out
+
+    def _snapshots(self, mask: np.ndarray) -> list[TrackSnapshot]:
+        if not len(self.tracks):
+            return []
+        mean = self.kf.mean
+        boxes = K.xyah_to_xyxy(mean[:, :4]).astype(np.float32)
+        vel = mean[:, 4:6].astype(np.float32)
+        return [
+            TrackSnapshot(t.track_id, t.class_id, boxes[i], t.score, vel[i], t.state,
+                          t.time_since_update, t.hits, t.age)
+            for i, t in enumerate(self.tracks) if mask[i]
+        ]
