@@ -26,10 +26,11 @@ import cv2
 import numpy as np
 
 from vidtrack.errors import ModelError
+from vidtrack.paths import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "embedder.keras"
+DEFAULT_MODEL = DEFAULT_EMBEDDER  # models/embedder.keras in the repo
 
 
 @runtime_checkable
