@@ -1,0 +1,154 @@
+"""Tracker behaviour on constructed scenes: identity through a bounce, occlusion and
+max_age, frame gaps, classes, score rounds, config validation."""
+import numpy as np
+import pytest
+
+from detector.types import Detections
+from tracker import Tracker, TrackerConfig, TrackSnapshot
+from vidtrack.errors import ConfigError
+
+
+def one(box, score=0.9, cls=0, emb=None):
+    return Detections(np.array([box], float), [score], [cls], None if emb is None else np.array([emb]))
+
+
+def bounce_scene(speed=4.0, occlusion=4, w=40, h=100, seed=1):
+    """Two people walk towards each other, disappear behind each other (no detections)
+    and come out having turned back. Their embeddings differ (unit vectors e0, e1)."""
+    rng = np.random.default_rng(seed)
+    ea, eb = np.eye(8)[0], np.eye(8)[1]
+    xa, xb, va, vb = 100.0, 300.0, speed, -speed
+    frames = []
+    for _ in range(60):
+        if abs(xa - xb) < 10 and va > 0:
+            va, vb = -va, -vb
+        xa, xb = xa + va, xb + vb
+        if abs(xa - xb) < 2 * occlusion * speed:
+            frames.append(Detections.empty(8))
+            continue
+        boxes = np.array([[xa, 50, xa + w, 50 + h], [xb, 50, xb + w, 50 + h]]) + rng.normal(0, 0.5, (2, 4))
+        emb = np.stack([ea, eb]) + rng.normal(0, 0.05, (2, 8))
+        frames.append(Detections(boxes, [0.9, 0.9], [0, 0], emb / np.linalg.norm(emb, axis=1, keepdims=True)))
+    return frames
+
+
+def left_right_ids(cfg):
+    """Track ids (left object, right object) at the first and the last frame both are seen."""
+    tracker, first, last = Tracker(cfg), None, None
+    for i, d in enumerate(bounce_scene()):
+        s = [x for x in tracker.update(d, i) if x.time_since_update == 0 and x.state == "confirmed"]
+        if len(s) == 2:
+            s.sort(key=lambda x: x.box[0])
+            last = (s[0].track_id, s[1].track_id)
+            first = first or last
+    return first, last
+
+
+def test_bounce_swaps_ids_without_appearance_and_keeps_them_with_it():
+    first, last = left_right_ids(TrackerConfig(appearance=False))
+    assert first == (1, 2)
+    assert last == (2, 1), "constant-velocity motion alone should carry the ids across"
+    first, last = left_right_ids(TrackerConfig(appearance=True))
+    assert first == last == (1, 2)
+
+
+def test_appearance_auto_off_without_embeddings():
+    t = Tracker(TrackerConfig(appearance=True, n_init=1))
+    for f in range(5):
+        s = t.update(one([10 + 3 * f, 10, 50 + 3 * f, 90]), f)
+    assert [x.track_id for x in s] == [1] and s[0].hits == 5
+
+
+@pytest.mark.parametrize("kalman", ["batched", "filterpy"])
+def test_occlusion_survives_max_age_minus_one_and_dies_at_max_age(kalman):
+    max_age = 5
+
+    def run(missing):
+        t = Tracker(TrackerConfig(max_age=max_age, n_init=2, kalman=kalman))
+        x, f, events = 100.0, 0, []
+        for _ in range(6):
+            events.append(t.update(one([x, 50, x + 40, 150]), f)); x += 2; f += 1
+        for _ in range(missing):
+            events.append(t.update(Detections.empty(), f)); x += 2; f += 1
+        events.append(t.update(one([x, 50, x + 40, 150]), f))
+        return events
+
+    ev = run(max_age - 1)
+    assert [s.track_id for s in ev[-1] if s.time_since_update == 0] == [1]
+    assert all(s.state != "deleted" for e in ev for s in e)
+    ev = run(max_age)
+    deleted = [(i, s.track_id) for i, e in enumerate(ev) for s in e if s.state == "deleted"]
+    assert deleted == [(6 + max_age - 1, 1)], "deleted in the call where it reached max_age missed frames"
+    assert [s.track_id for s in ev[-1]] == [2] and ev[-1][0].state == "tentative"
+
+
+def test_frame_gap_uses_real_dt():
+    t = Tracker(TrackerConfig(n_init=1))
+    for f in range(0, 20):  # 5 px / frame
+        t.update(one([100 + 5 * f, 50, 140 + 5 * f, 150]), f)
+    s = t.update(Detections.empty(), 30)[0]  # 11 frames later
+    cx = (s.box[0] + s.box[2]) / 2
+    assert cx == pytest.approx(120 + 5 * 30, abs=3.0)
+    assert s.time_since_update == 11 and s.velocity[0] == pytest.approx(5.0, abs=0.5)
+    with pytest.raises(ValueError):
+        t.update(Detections.empty(), 30)
+
+
+def test_gap_then_detection_is_matched_at_extrapolated_place():
+    t = Tracker(TrackerConfig(n_init=1, max_age=30))
+    for f in range(10):
+        t.update(one([100 + 8 * f, 50, 140 + 8 * f, 150]), f)
+    f = 20  # 10 frames dropped: the object moved 80 px more than one frame's worth
+    s = t.update(one([100 + 8 * f, 50, 140 + 8 * f, 150]), f)
+    assert [x.track_id for x in s] == [1] and s[0].time_since_update == 0
+
+
+def test_class_aware_matching():
+    t = Tracker(TrackerConfig(n_init=1))
+    t.update(one([100, 50, 140, 150], cls=0), 0)
+    s = t.update(one([101, 50, 141, 150], cls=2), 1)
+    assert sorted((x.track_id, x.class_id, x.time_since_update) for x in s) == [(1, 0, 1), (2, 2, 0)]
+
+
+def test_low_score_round_keeps_track_alive_only_when_enabled():
+    def run(low):
+        t = Tracker(TrackerConfig(n_init=1, high_score_threshold=0.6, low_score_threshold=low))
+        for f in range(5):
+            t.update(one([100 + 2 * f, 50, 140 + 2 * f, 150], 0.9), f)
+        return t.update(one([110, 50, 150, 150], 0.3), 5)
+
+    s = run(0.1)
+    assert [(x.track_id, x.time_since_update) for x in s] == [(1, 0)]
+    s = run(0.6)  # low == high: no second round, the 0.3 detection is dropped
+    assert [(x.track_id, x.time_since_update) for x in s] == [(1, 1)]
+
+
+def test_snapshot_fields_and_types():
+    t = Tracker()
+    s = t.update(one([10, 20, 50, 100], 0.75), 0)[0]
+    assert isinstance(s, TrackSnapshot) and s.track_id == 1 and s.state == "tentative"
+    assert s.box.dtype == np.float32 and s.box.shape == (4,) and s.velocity.shape == (2,)
+    np.testing.assert_allclose(s.box, [10, 20, 50, 100], atol=1e-3)
+    assert s.score == pytest.approx(0.75) and s.hits == 1 and s.age == 0
+
+
+@pytest.mark.parametrize("switch", [{"oru": True}, {"observation_recovery": True},
+                                    {"matching_cascade": False}, {"embedding_ema": 0.9}])
+def test_switches_keep_ids_in_the_bounce_with_appearance(switch):
+    first, last = left_right_ids(TrackerConfig(appearance=True, **switch))
+    assert first == last == (1, 2)
+
+
+def test_config_from_dict_validates_and_names_the_key():
+    cfg = TrackerConfig.from_dict({"max_age": 10, "max_cosine_distance": 1, "embedding_ema": None})
+    assert cfg.max_age == 10 and cfg.max_cosine_distance == 1.0
+    with pytest.raises(ConfigError, match="tracker.max_agee"):
+        TrackerConfig.from_dict({"max_agee": 3})
+    with pytest.raises(ConfigError, match="tracker.n_init"):
+        TrackerConfig.from_dict({"n_init": "3"})
+    with pytest.raises(ConfigError, match="tracker.gating"):
+        TrackerConfig.from_dict({"gating": 1})
+    with pytest.raises(ConfigError, match="tracker.kalman"):
+        TrackerConfig.from_dict({"kalman": "gpu"})
+    with pytest.raises(ConfigError, match="tracker.max_age"):
+        TrackerConfig.from_dict({"max_age": 0})
