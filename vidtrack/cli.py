@@ -27,6 +27,7 @@ COMMANDS = [
     "export_darknet",
     "train_embedder",
     "models",
+    "keys",
 ]
 
 

@@ -1,0 +1,158 @@
+"""Detector stage: pull frames from every grabber, detect in batches, embed, push detections.
+
+Frames from all streams are gathered into one batch (up to ``batch_size``, waiting at most
+``batch_wait_ms`` after the first frame) so the network runs once per batch. Control messages
+are forwarded to the tracker unchanged. A malformed message is counted and dropped.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from pipeline import protocol
+from pipeline.transport import Security, SocketFactory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectorStageSpec:
+    """Everything one detector process needs (picklable)."""
+
+    frame_endpoints: list[str]
+    detections_endpoint: str
+    model: str
+    embedder: str | None = "histogram"
+    conf_threshold: float = 0.25
+    iou_threshold: float = 0.45
+    batch_size: int = 8
+    batch_wait_ms: float = 2.0
+    hwm: int = 4
+    security: Security = field(default_factory=Security)
+    threads: int = 0  # TensorFlow intra-op threads, 0 = TensorFlow's default
+
+
+@dataclass
+class DetectorStats:
+    frames: int = 0
+    batches: int = 0
+    bad_messages: int = 0
+    detections: int = 0
+    busy_s: float = 0.0
+
+
+def load_models(spec: DetectorStageSpec):
+    """Load the detector and the embedder named by the spec."""
+    from detector.appearance import load_embedder
+    from detector.runtime import Detector
+
+    if spec.threads:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(spec.threads)
+    detector = Detector.load(spec.model, conf_threshold=spec.conf_threshold, iou_threshold=spec.iou_threshold)
+    embedder = load_embedder(spec.embedder)
+    return detector, embedder
+
+
+class DetectorStage:
+    def __init__(self, spec: DetectorStageSpec, detector, embedder, stop=None, report=None):
+        self.spec = spec
+        self.detector = detector
+        self.embedder = embedder
+        self.stop = stop
+        self.report = report or (lambda **kw: None)
+        self.stats = DetectorStats()
+        self._factory = SocketFactory(spec.security)
+        self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=spec.hwm)
+        self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
+
+    def _receive_batch(self) -> list:
+        """Wait up to 100 ms for a first message, then gather what arrives within the batch window."""
+        batch = []
+        if not self._pull.poll(100):
+            return batch
+        deadline = time.monotonic() + self.spec.batch_wait_ms / 1000.0
+        while len(batch) < self.spec.batch_size:
+            try:
+                parts = self._pull.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._pull.poll(max(1, int(remaining * 1000))):
+                    break
+                continue
+            item = self._classify(parts)
+            if item is None:
+                continue
+            if isinstance(item, protocol.Control):
+                self._forward(item, parts)
+                continue
+            batch.append(item)
+        return batch
+
+    def _forward(self, control: protocol.Control, parts) -> None:
+        """Pass a control message on at once; ``stream.started`` gains the model's class names."""
+        if control.kind == "stream.started":
+            fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
+            fields["classes"] = list(self.detector.class_names)
+            parts = protocol.encode_control(control.kind, control.stream_id, **fields)
+        self._push.send_multipart(parts, copy=False)
+
+    def _classify(self, parts):
+        try:
+            kind = protocol.message_type(parts)
+            if kind == "frame":
+                return protocol.decode_frame(parts)
+            return protocol.decode_control(parts)
+        except protocol.ProtocolError as exc:
+            self.stats.bad_messages += 1
+            log.warning("dropped a bad message: %s", exc)
+            return None
+
+    def process(self, batch) -> None:
+        start = time.perf_counter()
+        images = [frame.image for frame, _ in batch]
+        results = self.detector.detect(images)
+        if self.embedder is not None:
+            embeddings = self.embedder.embed(images, [d.boxes for d in results])
+            for det, emb in zip(results, embeddings):
+                det.embeddings = emb
+        for (frame, seq), det in zip(batch, results):
+            h, w = frame.image.shape[:2]
+            msg = protocol.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, w, h, det)
+            self._push.send_multipart(protocol.encode_detections(msg), copy=False)
+            self.stats.detections += len(det)
+        self.stats.frames += len(batch)
+        self.stats.batches += 1
+        self.stats.busy_s += time.perf_counter() - start
+
+    def run(self) -> DetectorStats:
+        last_report = time.monotonic()
+        try:
+            while self.stop is None or not self.stop.is_set():
+                batch = self._receive_batch()
+                if batch:
+                    self.process(batch)
+                if time.monotonic() - last_report > 1.0:
+                    self.report(event="stats", **vars(self.stats))
+                    last_report = time.monotonic()
+        finally:
+            self.report(event="stats", **vars(self.stats))
+            self._factory.close()
+        return self.stats
+
+
+def detector_main(spec: DetectorStageSpec, stop=None, report_queue=None) -> None:
+    """Process entry point."""
+
+    def report(**kw):
+        if report_queue is not None:
+            report_queue.put({"stage": "detector", "pid": os.getpid(), **kw})
+
+    detector, embedder = load_models(spec)
+    report(event="ready")
+    DetectorStage(spec, detector, embedder, stop, report).run()

@@ -1,0 +1,100 @@
+"""Track events: turn the tracker's per-frame snapshots into the published event stream.
+
+Event kinds (JSON objects, schema in ``pipeline/events.schema.json``):
+
+- ``stream.started`` / ``stream.stalled`` / ``stream.ended``: life cycle of a source;
+- ``track.started``: a track became confirmed (its first ``n_init`` hits are behind it);
+- ``track.updated``: a confirmed track was matched in this frame (mode ``"tracks"``), or one
+  ``frame`` event per frame carrying all confirmed, matched tracks (mode ``"frame"``);
+- ``track.lost``: a confirmed track went unmatched this frame (still predicted);
+- ``track.ended``: a confirmed track was deleted (too long unmatched, or its stream ended).
+
+Track fields: ``track_id`` (unique and stable per stream), ``class_id``, ``class_name``,
+``box`` [x1, y1, x2, y2] in source pixels, ``score``, ``velocity`` [vx, vy] in pixels/frame of
+the box centre. Tentative tracks produce no events.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EVENT_SCHEMA_PATH = Path(__file__).with_name("events.schema.json")
+EVENT_MODES = ("tracks", "frame")
+
+
+def load_schema() -> dict:
+    return json.loads(EVENT_SCHEMA_PATH.read_text())
+
+
+def _round(values, digits=2):
+    return [round(float(v), digits) for v in values]
+
+
+class EventBuilder:
+    """Per-stream state that turns snapshots into events."""
+
+    def __init__(self, stream_id: str, class_names: list[str] | None = None, mode: str = "tracks"):
+        if mode not in EVENT_MODES:
+            raise ValueError(f"event mode must be one of {EVENT_MODES}, got {mode!r}")
+        self.stream_id = stream_id
+        self.class_names = class_names or []
+        self.mode = mode
+        self._announced: set[int] = set()
+        self._lost: set[int] = set()
+
+    def _base(self, kind: str, frame: int, timestamp: float) -> dict:
+        return {"type": kind, "stream": self.stream_id, "frame": int(frame), "ts": round(float(timestamp), 6)}
+
+    def track_fields(self, snap) -> dict:
+        cid = int(snap.class_id)
+        name = self.class_names[cid] if 0 <= cid < len(self.class_names) else str(cid)
+        return {
+            "track_id": int(snap.track_id), "class_id": cid, "class_name": name,
+            "box": _round(snap.box), "score": round(float(snap.score), 4),
+            "velocity": _round(snap.velocity, 3),
+        }
+
+    def stream_event(self, kind: str, frame: int, timestamp: float, **fields) -> dict:
+        return {**self._base(kind, frame, timestamp), **fields}
+
+    def update(self, frame: int, timestamp: float, snapshots) -> list[dict]:
+        """Events for one processed frame, in a stable order: started, updated/frame, lost, ended."""
+        started, updated, lost, ended = [], [], [], []
+        for snap in snapshots:
+            tid = int(snap.track_id)
+            if snap.state == "deleted":
+                if tid in self._announced:
+                    self._announced.discard(tid)
+                    self._lost.discard(tid)
+                    ended.append({**self._base("track.ended", frame, timestamp), **self.track_fields(snap),
+                                  "reason": "unmatched"})
+                continue
+            if snap.state != "confirmed":
+                continue
+            if tid not in self._announced:
+                self._announced.add(tid)
+                started.append({**self._base("track.started", frame, timestamp), **self.track_fields(snap)})
+            if snap.time_since_update == 0:
+                self._lost.discard(tid)
+                updated.append(self.track_fields(snap))
+            elif tid not in self._lost:
+                self._lost.add(tid)
+                lost.append({**self._base("track.lost", frame, timestamp), **self.track_fields(snap),
+                             "frames_unmatched": int(snap.time_since_update)})
+        if self.mode == "frame":
+            middle = [{**self._base("frame", frame, timestamp), "tracks": updated}]
+        else:
+            middle = [{**self._base("track.updated", frame, timestamp), **fields} for fields in updated]
+        return started + middle + lost + ended
+
+    def end_all(self, frame: int, timestamp: float, snapshots) -> list[dict]:
+        """``track.ended`` for every announced track still alive when the stream ends."""
+        events = []
+        for snap in snapshots:
+            tid = int(snap.track_id)
+            if tid in self._announced and snap.state != "deleted":
+                events.append({**self._base("track.ended", frame, timestamp), **self.track_fields(snap),
+                               "reason": "stream ended"})
+        self._announced.clear()
+        self._lost.clear()
+        return events

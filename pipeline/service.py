@@ -1,0 +1,262 @@
+"""Build the process graph from a :class:`~pipeline.config.Config`, supervise it, stop it cleanly.
+
+::
+
+    grabber (1 process per source) --PUSH/PULL--> detector (N processes) --PUSH/PULL--> tracker --PUB--> subscribers
+
+Each grabber binds its own frame socket and every detector connects to all of them, so N
+detectors share the work; the tracker binds the detections and the events sockets. Processes
+are started with the ``spawn`` method (TensorFlow does not survive ``fork``). Children ignore
+SIGINT: on Ctrl-C the supervisor stops the grabbers, which send their end markers, lets the
+tracker finish what is in flight, then stops the detectors.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import queue
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector.stage import DetectorStageSpec, detector_main
+from pipeline.config import Config
+from pipeline.tracker_stage import TrackerStageSpec, tracker_main
+from pipeline.transport import Security, check_bind_host
+from vidtrack.paths import resolve_model
+from workers.grabber import GrabberSpec, grabber_main
+
+log = logging.getLogger(__name__)
+
+DETECTOR_RESTARTS = 2
+SHUTDOWN_TIMEOUT_S = 30.0
+
+
+def _child(target, args: tuple, report_queue, verbose: bool) -> None:
+    """Entry point of every child process: ignore Ctrl-C, report crashes to the supervisor."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
+    try:
+        target(args[0], args[1], report_queue, *args[2:])
+    except Exception as exc:  # the supervisor decides what a crash means
+        report_queue.put({"stage": mp.current_process().name, "event": "crashed",
+                          "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
+        raise SystemExit(1)
+
+
+@dataclass
+class StreamSummary:
+    stream_id: str
+    source: str
+    frames_total: int = 0  # known frame count of a file, 0 for live sources
+    frames_tracked: int = 0
+    dropped: int = 0
+    reason: str = ""
+    error: str = ""
+
+
+@dataclass
+class RunSummary:
+    streams: dict[str, StreamSummary] = field(default_factory=dict)
+    detector: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    out_dir: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def frames(self) -> int:
+        return sum(s.frames_tracked for s in self.streams.values())
+
+
+class Endpoints:
+    """Socket addresses of one run (ipc files in a private temp folder, or tcp ports)."""
+
+    def __init__(self, config: Config):
+        t = config.transport
+        self._tmp = None
+        n = len(config.sources)
+        if t.kind == "ipc":
+            self._tmp = tempfile.mkdtemp(prefix="vt-")
+            self.frames = [f"ipc://{self._tmp}/f{i}" for i in range(n)]
+            self.detections = f"ipc://{self._tmp}/d"
+        else:
+            self.detections = f"tcp://{t.host}:{t.base_port}"
+            self.frames = [f"tcp://{t.host}:{t.base_port + 1 + i}" for i in range(n)]
+        self.events = config.events.endpoint
+        for endpoint in [self.detections, self.events, *self.frames]:
+            check_bind_host(endpoint, t.allow_remote)
+
+    def cleanup(self) -> None:
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+class Service:
+    """Runs the whole pipeline for a config until every file source ends or :meth:`stop`."""
+
+    def __init__(self, config: Config, progress: bool | None = None, verbose: bool = False):
+        self.config = config
+        self.progress = config.output.progress if progress is None else progress
+        self.verbose = verbose
+        self.ctx = mp.get_context("spawn")
+        self.reports = self.ctx.Queue()
+        self.stop_grabbers = self.ctx.Event()
+        self.release_grabbers = self.ctx.Event()  # the tracker has everything: grabbers may close
+        self.stop_detectors = self.ctx.Event()
+        self.stop_tracker = self.ctx.Event()
+        self.endpoints = Endpoints(config)
+        self.security = Security(config.security.keys_dir)
+        self.summary = RunSummary(out_dir=config.output.dir or None)
+        self._bars: dict = {}
+        self._detector_stats: dict[str, dict] = {}
+
+    # ---- specs
+    def _grabber_specs(self) -> list[GrabberSpec]:
+        return [GrabberSpec(stream_id=s.id, url=s.url, endpoint=ep, security=self.security, encoding=s.encoding,
+                            hwm=self.config.transport.hwm, live=s.live, stall_seconds=s.stall_seconds,
+                            reconnect_attempts=s.reconnect_attempts, max_frames=s.max_frames)
+                for s, ep in zip(self.config.sources, self.endpoints.frames)]
+
+    def _detector_spec(self) -> DetectorStageSpec:
+        d = self.config.detector
+        return DetectorStageSpec(
+            frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
+            model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
+            iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
+            hwm=self.config.transport.hwm, security=self.security, threads=d.threads)
+
+    def _tracker_spec(self) -> TrackerStageSpec:
+        o = self.config.output
+        return TrackerStageSpec(
+            detections_endpoint=self.endpoints.detections, events_endpoint=self.endpoints.events,
+            tracker=self.config.tracker, event_mode=self.config.events.mode, out_dir=o.dir or None,
+            mot=o.mot, jsonl=o.jsonl, video=o.video,
+            expected_streams=[s.id for s in self.config.sources],
+            security=self.security)
+
+    def _start(self, name: str, target, spec, stop, *extra):
+        proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose),
+                                name=name, daemon=False)
+        proc.start()
+        return proc
+
+    # ---- run
+    def run(self) -> RunSummary:
+        start = time.monotonic()
+        for s in self.config.sources:
+            self.summary.streams[s.id] = StreamSummary(s.id, s.url)
+        detector_spec = self._detector_spec()  # resolves the model name before anything starts
+        self.tracker = self._start("tracker", tracker_main, self._tracker_spec(), self.stop_tracker)
+        self.detectors = {f"detector-{i}": self._start(f"detector-{i}", detector_main, detector_spec,
+                                                       self.stop_detectors)
+                          for i in range(self.config.detector.workers)}
+        self._restarts = {name: 0 for name in self.detectors}
+        self.grabbers = {spec.stream_id: self._start(f"grabber-{spec.stream_id}", grabber_main, spec,
+                                                     self.stop_grabbers, self.release_grabbers)
+                         for spec in self._grabber_specs()}
+        try:
+            self._supervise(detector_spec)
+        except KeyboardInterrupt:
+            log.warning("interrupted: stopping the grabbers and draining the pipeline")
+            self.summary.errors.append("interrupted")
+        finally:
+            self._shutdown()
+            self._drain_reports()
+            for bar in self._bars.values():
+                bar.close()
+            self.endpoints.cleanup()
+        self.summary.detector = self._merged_detector_stats()
+        self.summary.elapsed_s = time.monotonic() - start
+        return self.summary
+
+    def _supervise(self, detector_spec: DetectorStageSpec) -> None:
+        while self.tracker.is_alive():
+            self._drain_reports(timeout=0.2)
+            for name, proc in list(self.detectors.items()):
+                if not proc.is_alive() and not self.stop_detectors.is_set():
+                    if self._restarts[name] >= DETECTOR_RESTARTS:
+                        raise RuntimeError(f"{name} keeps failing; see the errors above")
+                    self._restarts[name] += 1
+                    log.warning("%s exited (code %s); restarting it", name, proc.exitcode)
+                    self.detectors[name] = self._start(name, detector_main, detector_spec, self.stop_detectors)
+        self._drain_reports()
+        if self.tracker.exitcode not in (0, None):
+            self.summary.errors.append(f"tracker exited with code {self.tracker.exitcode}")
+
+    def stop(self) -> None:
+        self.stop_grabbers.set()
+
+    def _shutdown(self) -> None:
+        self.stop_grabbers.set()
+        deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
+        # the tracker leaves by itself once every stream's end marker went through
+        while self.tracker.is_alive() and time.monotonic() < deadline:
+            self._drain_reports(timeout=0.2)
+        self.stop_tracker.set()
+        self.tracker.join(max(0.1, deadline - time.monotonic()))
+        self.release_grabbers.set()
+        self.stop_detectors.set()
+        for proc in [*self.detectors.values(), *self.grabbers.values(), self.tracker]:
+            proc.join(max(0.1, deadline - time.monotonic()))
+            if proc.is_alive():
+                log.warning("%s did not stop in time; terminating it", proc.name)
+                proc.terminate()
+                proc.join(2)
+
+    # ---- reports from the children
+    def _drain_reports(self, timeout: float = 0.0) -> None:
+        try:
+            item = self.reports.get(timeout=timeout) if timeout else self.reports.get_nowait()
+            while True:
+                self._on_report(item)
+                item = self.reports.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _on_report(self, r: dict) -> None:
+        event, stage = r.get("event"), r.get("stage")
+        stream = self.summary.streams.get(r.get("stream", ""))
+        if event == "crashed":
+            message = f"{stage} crashed: {r.get('error')}"
+            log.error("%s\n%s", message, r.get("traceback", ""))
+            self.summary.errors.append(message)
+        elif stage == "grabber" and stream is not None:
+            if event == "started":
+                stream.frames_total = int(r.get("frames") or 0) if not r.get("live") else 0
+                if self.progress and stream.frames_total:
+                    from tqdm import tqdm
+
+                    self._bars[stream.stream_id] = tqdm(total=stream.frames_total, desc=stream.stream_id,
+                                                        unit="frame", position=len(self._bars), leave=True)
+            elif event == "error":
+                stream.error = r.get("message", "")
+                self.summary.errors.append(f"{stream.stream_id}: {stream.error}")
+                log.error("%s: %s", stream.stream_id, stream.error)
+            elif event == "ended":
+                stream.dropped = int(r.get("dropped", 0))
+        elif stage == "tracker" and stream is not None:
+            if event == "frame":
+                stream.frames_tracked += 1
+                bar = self._bars.get(stream.stream_id)
+                if bar is not None:
+                    bar.update(1)
+            elif event == "stream.ended":
+                stream.reason = r.get("reason", "")
+        elif stage == "detector" and event == "stats":
+            self._detector_stats[r.get("pid", "0")] = {k: v for k, v in r.items() if k not in ("stage", "event")}
+
+    def _merged_detector_stats(self) -> dict:
+        merged: dict = {}
+        for stats in self._detector_stats.values():
+            for key, value in stats.items():
+                if isinstance(value, (int, float)):
+                    merged[key] = merged.get(key, 0) + value
+        return merged

@@ -1,0 +1,211 @@
+"""Tracker stage: per stream, restore frame order, track, publish events, write sinks.
+
+Detections may arrive out of order when several detector processes share the work; each
+stream keeps a reorder buffer keyed by the grabber's gap-free ``seq`` and processes frames
+strictly in order. A frame that has not arrived ``reorder_timeout_s`` after later ones were
+buffered is given up (counted), so a lost message never stalls a live stream.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+
+from pipeline import protocol
+from pipeline.events import EventBuilder
+from pipeline.sinks import StreamSinks
+from pipeline.transport import Security, SocketFactory
+from tracker import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrackerStageSpec:
+    """Everything the tracker process needs (picklable)."""
+
+    detections_endpoint: str
+    events_endpoint: str
+    tracker: dict = field(default_factory=dict)  # TrackerConfig fields
+    event_mode: str = "tracks"
+    out_dir: str | None = None
+    mot: bool = True
+    jsonl: bool = True
+    video: bool = False
+    expected_streams: list[str] = field(default_factory=list)
+    exit_when_done: bool = True  # leave once every expected stream has ended
+    reorder_timeout_s: float = 2.0
+    security: Security = field(default_factory=Security)
+
+
+@dataclass
+class StreamState:
+    stream_id: str
+    tracker: Tracker
+    events: EventBuilder
+    sinks: StreamSinks | None = None
+    info: dict = field(default_factory=dict)
+    next_seq: int = 0
+    end_seq: int | None = None
+    end_fields: dict = field(default_factory=dict)
+    buffer: dict = field(default_factory=dict)
+    buffered_since: float | None = None
+    last_frame: int = -1
+    last_ts: float = 0.0
+    snapshots: list = field(default_factory=list)
+    frames: int = 0
+    skipped: int = 0
+    ended: bool = False
+
+
+class TrackerStage:
+    def __init__(self, spec: TrackerStageSpec, stop=None, report=None):
+        self.spec = spec
+        self.stop = stop
+        self.report = report or (lambda **kw: None)
+        self.tracker_config = TrackerConfig.from_dict(spec.tracker)
+        self.streams: dict[str, StreamState] = {}
+        self.bad_messages = 0
+        self._factory = SocketFactory(spec.security)
+        self._pull = self._factory.bind(zmq.PULL, spec.detections_endpoint, hwm=64)
+        self._pub = self._factory.bind(zmq.PUB, spec.events_endpoint, hwm=10_000)
+
+    # ---- publishing
+    def publish(self, state: StreamState, events: list[dict]) -> None:
+        topic = state.stream_id.encode()
+        for event in events:
+            self._pub.send_multipart([topic, json.dumps(event, separators=(",", ":")).encode()])
+        if state.sinks is not None:
+            state.sinks.write_events(events)
+
+    # ---- streams
+    def _stream(self, stream_id: str) -> StreamState:
+        state = self.streams.get(stream_id)
+        if state is None:
+            state = StreamState(stream_id, Tracker(self.tracker_config),
+                                EventBuilder(stream_id, mode=self.spec.event_mode))
+            self.streams[stream_id] = state
+        return state
+
+    def _start_stream(self, control: protocol.Control) -> None:
+        state = self._stream(control.stream_id)
+        fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
+        state.info = fields
+        classes = fields.pop("classes", None)
+        if isinstance(classes, list):
+            state.events.class_names = [str(c) for c in classes]
+        if self.spec.out_dir and state.sinks is None:
+            state.sinks = StreamSinks(
+                Path(self.spec.out_dir), state.stream_id, str(fields.get("source", "")),
+                bool(fields.get("live", False)), self.spec.mot, self.spec.jsonl, self.spec.video,
+                state.events.class_names)
+        self.publish(state, [state.events.stream_event("stream.started", -1, 0.0, **fields)])
+        self.report(event="stream.started", stream=state.stream_id, frames=fields.get("frames", 0))
+
+    def _handle(self, parts) -> None:
+        try:
+            kind = protocol.message_type(parts)
+            if kind == "detections":
+                msg = protocol.decode_detections(parts)
+            else:
+                control = protocol.decode_control(parts)
+        except protocol.ProtocolError as exc:
+            self.bad_messages += 1
+            log.warning("dropped a bad message: %s", exc)
+            return
+        if kind == "detections":
+            state = self._stream(msg.stream_id)
+            if msg.seq < state.next_seq or state.ended:
+                self.bad_messages += 1  # duplicate or late after a skip
+                return
+            state.buffer[msg.seq] = msg
+            if state.buffered_since is None:
+                state.buffered_since = time.monotonic()
+        elif control.kind == "stream.started":
+            self._start_stream(control)
+        elif control.kind == "stream.stalled":
+            state = self._stream(control.stream_id)
+            self.publish(state, [state.events.stream_event(
+                "stream.stalled", state.last_frame, state.last_ts, seconds=control.fields.get("seconds", 0))])
+        elif control.kind == "stream.ended":
+            state = self._stream(control.stream_id)
+            state.end_seq = control.fields["seq"]
+            state.end_fields = {"reason": str(control.fields.get("reason", "eof")),
+                                "dropped": int(control.fields.get("dropped", 0) or 0)}
+        self._drain(self._stream(msg.stream_id if kind == "detections" else control.stream_id))
+
+    def _drain(self, state: StreamState) -> None:
+        """Process buffered frames in order; give up a missing one after the reorder timeout."""
+        while True:
+            msg = state.buffer.pop(state.next_seq, None)
+            if msg is not None:
+                self._track(state, msg)
+                state.next_seq += 1
+                state.buffered_since = time.monotonic() if state.buffer else None
+                continue
+            if state.buffer and time.monotonic() - (state.buffered_since or 0) > self.spec.reorder_timeout_s:
+                state.skipped += 1
+                state.next_seq += 1
+                continue
+            break
+        if state.end_seq is not None and state.next_seq >= state.end_seq and not state.ended:
+            self._end_stream(state)
+
+    def _track(self, state: StreamState, msg: protocol.DetectionsMessage) -> None:
+        snapshots = state.tracker.update(msg.detections, msg.index)
+        events = state.events.update(msg.index, msg.timestamp, snapshots)
+        state.snapshots = [s for s in snapshots if s.state != "deleted"]
+        state.last_frame, state.last_ts = msg.index, msg.timestamp
+        state.frames += 1
+        if state.sinks is not None:
+            for sink in state.sinks.frame_sinks:
+                sink.write(msg.index, snapshots, events)
+        self.publish(state, events)
+        self.report(event="frame", stream=state.stream_id, index=msg.index)
+
+    def _end_stream(self, state: StreamState) -> None:
+        state.ended = True
+        events = state.events.end_all(state.last_frame, state.last_ts, state.snapshots)
+        events.append(state.events.stream_event(
+            "stream.ended", state.last_frame, state.last_ts, frames=state.frames,
+            skipped=state.skipped, **state.end_fields))
+        self.publish(state, events)
+        if state.sinks is not None:
+            state.sinks.close()
+        self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, **state.end_fields)
+
+    def done(self) -> bool:
+        expected = self.spec.expected_streams
+        return bool(expected) and all(s in self.streams and self.streams[s].ended for s in expected)
+
+    def run(self) -> None:
+        try:
+            while self.stop is None or not self.stop.is_set():
+                if self._pull.poll(100):
+                    self._handle(self._pull.recv_multipart(copy=False))
+                else:
+                    for state in list(self.streams.values()):
+                        if state.buffer:
+                            self._drain(state)
+                if self.spec.exit_when_done and self.done():
+                    break
+        finally:
+            for state in self.streams.values():
+                if not state.ended and state.sinks is not None:
+                    state.sinks.close()
+            time.sleep(0.2)  # let subscribers receive the last events
+            self._factory.close()
+
+
+def tracker_main(spec: TrackerStageSpec, stop=None, report_queue=None) -> None:
+    """Process entry point."""
+
+    def report(**kw):
+        if report_queue is not None:
+            report_queue.put({"stage": "tracker", **kw})
+
+    TrackerStage(spec, stop, report).run()

@@ -1,0 +1,139 @@
+"""Grabbers over real ZeroMQ sockets, reading real (small, generated) video files."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from pipeline import protocol
+from tests.helpers import decode_all, write_test_video
+from vidtrack.errors import SourceError
+from workers.grabber import Grabber, GrabberSpec
+from workers.sources import VideoSource, source_kind
+
+
+def _receive_all(endpoint, timeout_s=20.0, delay_s=0.0):
+    """Pull every message until stream.ended; returns (frames, controls)."""
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.PULL)
+    sock.rcvhwm = 2
+    sock.connect(endpoint)
+    frames, controls = [], []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline:
+            if not sock.poll(200):
+                continue
+            parts = sock.recv_multipart()
+            kind = protocol.message_type(parts)
+            if kind == "frame":
+                frames.append(protocol.decode_frame(parts))
+                if delay_s:
+                    time.sleep(delay_s)  # a slow consumer
+            else:
+                controls.append(protocol.decode_control(parts))
+                if kind == "stream.ended":
+                    break
+    finally:
+        sock.close(0)
+    return frames, controls
+
+
+def test_source_kinds():
+    assert source_kind(0) == "camera" and source_kind("2") == "camera"
+    assert source_kind("rtsp://127.0.0.1/x") == "network" and source_kind("http://h/a.mjpg") == "network"
+    assert source_kind("clip.mp4") == "file"
+
+
+def test_missing_file_gives_clear_error(tmp_path):
+    with pytest.raises(SourceError, match="not found"):
+        VideoSource(str(tmp_path / "nope.mp4"))
+
+
+def test_unreadable_file_gives_clear_error(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(SourceError):
+        source = VideoSource(str(bad))
+        source.read()
+
+
+def test_file_is_lossless_and_in_order_with_a_slow_consumer(tmp_path):
+    video = write_test_video(tmp_path / "v.avi", frames=40)
+    expected = decode_all(video)
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    grabber = Grabber(GrabberSpec("s1", str(video), endpoint, hwm=2), release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    frames, controls = _receive_all(endpoint, delay_s=0.005)
+    release.set()
+    thread.join(10)
+    assert [c.kind for c in controls] == ["stream.started", "stream.ended"]
+    assert controls[0].fields["frames"] == 40 and controls[0].fields["live"] is False
+    assert controls[1].fields["seq"] == 40 and controls[1].fields["reason"] == "eof"
+    assert [f.index for f, _ in frames] == list(range(40))
+    assert [seq for _, seq in frames] == list(range(40))
+    for (frame, _), image in zip(frames, expected):
+        np.testing.assert_array_equal(frame.image, image)
+    assert grabber.stats.dropped == 0
+    # media timestamps from the file's frame rate
+    assert frames[10][0].timestamp == pytest.approx(10 / 25.0)
+
+
+def test_live_source_drops_old_frames_instead_of_building_latency(tmp_path):
+    """A file forced to 'live' is read as fast as it decodes; a slow consumer gets the newest frames."""
+    video = write_test_video(tmp_path / "v.avi", frames=300)
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    grabber = Grabber(GrabberSpec("live", str(video), endpoint, hwm=1, live=True), release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    frames, controls = _receive_all(endpoint, delay_s=0.02)
+    release.set()
+    thread.join(10)
+    indices = [f.index for f, _ in frames]
+    assert controls[-1].kind == "stream.ended"
+    assert grabber.stats.dropped > 0 and controls[-1].fields["dropped"] == grabber.stats.dropped
+    assert len(frames) + grabber.stats.dropped == 300  # every captured frame is either sent or counted
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)
+    assert [seq for _, seq in frames] == list(range(len(frames)))  # seq stays gap-free
+
+
+def test_stop_ends_a_file_early_with_an_end_marker(tmp_path):
+    video = write_test_video(tmp_path / "v.avi", frames=200)
+    endpoint = f"ipc://{tmp_path}/f0"
+    stop = threading.Event()
+    release = threading.Event()
+    grabber = Grabber(GrabberSpec("s", str(video), endpoint, hwm=1), stop=stop, release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    threading.Timer(0.3, stop.set).start()
+    frames, controls = _receive_all(endpoint, delay_s=0.01)
+    release.set()
+    thread.join(10)
+    assert controls[-1].kind == "stream.ended" and controls[-1].fields["reason"] == "stopped"
+    assert controls[-1].fields["seq"] == len(frames) < 200
+
+
+def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
+    endpoint = f"ipc://{tmp_path}/f0"
+    reports = []
+    grabber = Grabber(GrabberSpec("s", str(tmp_path / "missing.mp4"), endpoint),
+                      report=lambda **kw: reports.append(kw))
+    errors = []
+
+    def run():
+        try:
+            grabber.run()
+        except SourceError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    frames, controls = _receive_all(endpoint)
+    thread.join(10)
+    assert errors and "not found" in str(errors[0])
+    assert reports[0]["event"] == "error"
+    assert controls[-1].kind == "stream.ended" and controls[-1].fields["reason"].startswith("error")

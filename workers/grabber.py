@@ -1,0 +1,225 @@
+"""Frame-grabber worker: decode a source, number and timestamp frames, push them over ZeroMQ.
+
+Drop policy (see DESIGN.md): a file is lossless, the grabber blocks while downstream is full
+and every frame is sent once, in order. A live source never builds latency: a capture thread
+keeps only the newest frame, the sender ships it when downstream has room, and every frame
+overwritten before it could be sent is counted as dropped.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from pipeline import protocol
+from pipeline.transport import Security, SocketFactory
+from vidtrack.errors import SourceError
+from workers.frame import Frame
+from workers.sources import VideoSource
+
+log = logging.getLogger(__name__)
+END_MARKER_TIMEOUT_S = 10.0
+
+
+@dataclass
+class GrabberSpec:
+    """Everything one grabber process needs (picklable)."""
+
+    stream_id: str
+    url: str
+    endpoint: str
+    security: Security = field(default_factory=Security)
+    encoding: str = "raw"  # "raw" or "jpeg"
+    hwm: int = 4  # frames queued in the socket at most
+    live: bool | None = None  # None = decide from the source kind
+    stall_seconds: float = 5.0
+    reconnect_attempts: int = 3
+    max_frames: int = 0  # 0 = no limit
+    hold_open_s: float = 120.0  # longest wait for downstream after the end marker
+
+
+@dataclass
+class GrabberStats:
+    sent: int = 0
+    dropped: int = 0
+    captured: int = 0
+
+
+class Grabber:
+    """Runs one source into one PUSH socket until the source ends or ``stop`` is set."""
+
+    def __init__(self, spec: GrabberSpec, stop: threading.Event | None = None, report=None,
+                 release: threading.Event | None = None):
+        self.spec = spec
+        self.stop = stop or threading.Event()
+        self.release = release
+        self.report = report or (lambda **kw: None)
+        self.stats = GrabberStats()
+        self._factory = SocketFactory(spec.security)
+        self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
+
+    # ---- sending
+    def _send(self, parts, blocking: bool = True, timeout_s: float | None = None) -> bool:
+        """Send a message; while blocked, keep checking ``stop`` (or, with ``timeout_s``, wait at
+        most that long whatever ``stop`` says). False if it was not sent."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while deadline is not None or not self.stop.is_set():
+            if self._socket.poll(100, zmq.POLLOUT):
+                self._socket.send_multipart(parts, copy=False)
+                return True
+            if not blocking or (deadline is not None and time.monotonic() > deadline):
+                return False
+        return False
+
+    def _send_frame(self, timestamp: float, index: int, image, blocking: bool = True) -> bool:
+        parts = protocol.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
+                                      seq=self.stats.sent, encoding=self.spec.encoding)
+        if self._send(parts, blocking):
+            self.stats.sent += 1
+            return True
+        return False
+
+    def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
+        self._send(protocol.encode_control(kind, self.spec.stream_id, **fields), timeout_s=timeout_s)
+
+    # ---- main loop
+    def run(self) -> GrabberStats:
+        reason = "eof"
+        try:
+            source = VideoSource(self.spec.url)
+        except SourceError as exc:
+            self.report(event="error", message=str(exc))
+            self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=0, reason=f"error: {exc}", dropped=0)
+            self.close()
+            raise
+        info = source.info
+        live = info.live if self.spec.live is None else self.spec.live
+        self.report(event="started", frames=info.frame_count, live=live)
+        self._control("stream.started", source=self.spec.url, width=info.width, height=info.height,
+                      fps=info.fps, live=live, frames=info.frame_count)
+        try:
+            if live:
+                reason = self._run_live(source)
+            else:
+                reason = self._run_file(source)
+        except SourceError as exc:
+            reason = f"error: {exc}"
+            self.report(event="error", message=str(exc))
+        finally:
+            source.close()
+            if self.stop.is_set() and reason == "eof":
+                reason = "stopped"
+            # the end marker must get through even after a stop request, so downstream can finish
+            self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=self.stats.sent,
+                          reason=reason, dropped=self.stats.dropped)
+            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped)
+            self._hold_open()
+            self.close()
+        return self.stats
+
+    def _run_file(self, source: VideoSource) -> str:
+        while not self.stop.is_set():
+            if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
+                break
+            item = source.read()
+            if item is None:
+                break
+            timestamp, image = item
+            if not self._send_frame(timestamp, self.stats.captured, image):
+                break
+            self.stats.captured += 1
+        return "eof"
+
+    def _run_live(self, source: VideoSource) -> str:
+        latest: list = [None]  # (index, timestamp, image) of the newest unsent frame
+        lock = threading.Condition()
+        ended: list = [None]
+
+        def capture():
+            attempts = 0
+            src = source
+            while not self.stop.is_set():
+                item = None
+                try:
+                    item = src.read()
+                except SourceError as exc:
+                    log.warning("%s: %s", self.spec.stream_id, exc)
+                if item is None:
+                    # a live source that stops answering: reconnect a few times, then give up
+                    if source.kind == "file" or attempts >= self.spec.reconnect_attempts:
+                        ended[0] = "eof" if source.kind == "file" else "error: source stopped answering"
+                        break
+                    attempts += 1
+                    time.sleep(min(2.0 ** attempts * 0.1, 2.0))
+                    try:
+                        src.close()
+                        src = VideoSource(self.spec.url)
+                    except SourceError as exc:
+                        log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempts, exc)
+                    continue
+                attempts = 0
+                with lock:
+                    if latest[0] is not None:
+                        self.stats.dropped += 1
+                    latest[0] = (self.stats.captured, item[0], item[1])
+                    self.stats.captured += 1
+                    lock.notify()
+                if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
+                    ended[0] = "eof"
+                    break
+            with lock:
+                lock.notify()
+
+        thread = threading.Thread(target=capture, name=f"capture-{self.spec.stream_id}", daemon=True)
+        thread.start()
+        last_frame_at = time.monotonic()
+        stalled = False
+        while not self.stop.is_set():
+            with lock:
+                if latest[0] is None and ended[0] is None:
+                    lock.wait(0.1)
+                item, latest[0] = latest[0], None
+            if item is None:
+                if ended[0] is not None:
+                    break
+                idle = time.monotonic() - last_frame_at
+                if idle > self.spec.stall_seconds and not stalled:
+                    stalled = True
+                    self._control("stream.stalled", seconds=round(idle, 3))
+                continue
+            last_frame_at, stalled = time.monotonic(), False
+            index, timestamp, image = item
+            # blocking send of the newest frame; frames captured meanwhile overwrite each other
+            self._send_frame(timestamp, index, image)
+        thread.join(timeout=2.0)
+        return ended[0] or "stopped"
+
+    def _hold_open(self) -> None:
+        """Keep the socket open until downstream has everything.
+
+        libzmq drops messages still queued for a slow peer when a PUSH socket closes, whatever
+        its linger, so the grabber waits for ``release`` (set by the supervisor once the tracker
+        has seen the end marker) or, without one, for ``spec.hold_open_s``."""
+        if self.release is not None:
+            self.release.wait(self.spec.hold_open_s)
+        else:
+            time.sleep(min(self.spec.hold_open_s, 2.0))
+
+    def close(self) -> None:
+        self._factory.close()
+
+
+def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None) -> None:
+    """Process entry point."""
+
+    def report(**kw):
+        if report_queue is not None:
+            report_queue.put({"stage": "grabber", "stream": spec.stream_id, **kw})
+
+    try:
+        Grabber(spec, stop, report, release).run()
+    except SourceError:
+        pass  # already reported

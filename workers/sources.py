@@ -1,0 +1,88 @@
+"""Open a video source with OpenCV: a file, a camera index, or a network URL."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from vidtrack.errors import SourceError
+
+NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://", "udp://", "rtmp://")
+
+
+def source_kind(url: str | int) -> str:
+    """'camera' for an index (``0`` or ``"0"``), 'network' for a URL, else 'file'."""
+    if isinstance(url, int) or (isinstance(url, str) and url.isdigit()):
+        return "camera"
+    if url.lower().startswith(NETWORK_SCHEMES):
+        return "network"
+    return "file"
+
+
+@dataclass
+class SourceInfo:
+    """What is known about an opened source. ``frame_count`` is 0 when unknown (live)."""
+
+    url: str
+    kind: str
+    width: int
+    height: int
+    fps: float
+    frame_count: int
+
+    @property
+    def live(self) -> bool:
+        return self.kind != "file"
+
+
+class VideoSource:
+    """A decoded frame source. ``read()`` returns ``(timestamp_s, uint8[H, W, 3] BGR)`` or None at end."""
+
+    def __init__(self, url: str | int, open_timeout_s: float = 10.0):
+        self.url = str(url)
+        self.kind = source_kind(url)
+        if self.kind == "file" and not os.path.isfile(self.url):
+            raise SourceError(f"video file not found: {self.url}")
+        target = int(self.url) if self.kind == "camera" else self.url
+        params = []
+        if self.kind == "network":
+            ms = int(open_timeout_s * 1000)
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
+        if not self._cap.isOpened():
+            raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
+        width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if self.kind == "file" else 0
+        self.info = SourceInfo(self.url, self.kind, width, height, fps if fps > 0 else 25.0, max(count, 0))
+        self._read = 0
+
+    def read(self) -> tuple[float, np.ndarray] | None:
+        ok, image = self._cap.read()
+        if not ok or image is None:
+            if self.kind == "file" and self._read == 0:
+                raise SourceError(f"no decodable frame in {self.url!r}")
+            return None
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        if self.kind == "file":
+            timestamp = self._read / self.info.fps
+        else:
+            timestamp = time.time()
+        self._read += 1
+        return timestamp, image
+
+    def close(self) -> None:
+        self._cap.release()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
