@@ -1,0 +1,219 @@
+"""Tracker benchmark: vidtrack vs peer trackers on the same MOT15 detections, ablations of
+vidtrack's switches, and update speed (batched vs filterpy Kalman).
+
+    .venv/bin/python bench/tracker.py [--skip-peers] [--skip-speed] [--skip-ablation]
+
+Peers (Roboflow trackers 2.6.1: SORT, ByteTrack, OC-SORT, BoT-SORT; deep-sort-realtime;
+norfair) run in their own venv, created once under bench/.venv-peers, through
+bench/peer_runner.py. Inputs (../shared/data/mot):
+  A. motion: sort-frcnn-det/<SEQ>/det.txt (Faster R-CNN, scores 0.5..1) for every tracker;
+  B. appearance: deepsort-features/<SEQ>.npy (the public ACF dets + 128-d DeepSORT
+     features), fed identically to vidtrack and deep-sort-realtime.
+Scores: TrackEval HOTA / MOTA / IDF1 / IDSW via vidtrack.evaluation. Speed: tracker
+update calls per second (only the update call is timed).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from detector.types import Detections  # noqa: E402
+from tracker import Tracker, TrackerConfig  # noqa: E402
+from vidtrack.commands.track_detections import track_sequence  # noqa: E402
+from vidtrack.evaluation import evaluate_mot  # noqa: E402
+from vidtrack.mot import read_detections, read_feature_detections, write_mot  # noqa: E402
+
+DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mot"
+SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17"]
+PEER_VENV = ROOT / "bench" / ".venv-peers"
+PEER_PY = PEER_VENV / "bin" / "python"
+MOTION_PEERS = ["sort", "bytetrack", "ocsort", "botsort", "norfair"]
+
+# Settings for the appearance input (ACF dets whose scores are not probabilities).
+APPEARANCE = dict(high_score_threshold=0.0, low_score_threshold=0.0)
+
+
+def seq_len(seq: str) -> int:
+    for line in (DATA / seq / "seqinfo.ini").read_text().splitlines():
+        if line.startswith("seqLength"):
+            return int(line.split("=")[1])
+    raise ValueError(seq)
+
+
+def ensure_peer_venv() -> None:
+    """Create bench/.venv-peers once (trackers 2.6.1, deep-sort-realtime, norfair)."""
+    if PEER_PY.exists():
+        return
+    subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+    pip = [str(PEER_PY), "-m", "pip", "install", "-q"]
+    subprocess.run(pip + ["trackers==2.6.1", "deep-sort-realtime"], check=True)
+    # norfair pins numpy<2 / rich<15 but runs with the versions trackers needs
+    subprocess.run(pip + ["--no-deps", "norfair"], check=True)
+    subprocess.run(pip + ["filterpy"], check=True)
+
+
+def run_peers(jobs: list[dict]) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+        json.dump(jobs, fh)
+    proc = subprocess.run([str(PEER_PY), str(ROOT / "bench" / "peer_runner.py"), fh.name],
+                          capture_output=True, text=True, check=True)
+    return {d["out"]: d["seconds"] for d in map(json.loads, proc.stdout.split("\n")) if d} if False else \
+        {json.loads(l)["out"]: json.loads(l)["seconds"] for l in proc.stdout.splitlines() if l.startswith("{")}
+
+
+def run_vidtrack(frames, n, cfg, out, backfill=True) -> float:
+    rows, spent = track_sequence(frames, cfg, n, backfill=backfill)
+    write_mot(out, rows)
+    return spent
+
+
+def score(seq: str, out: Path, seconds: float) -> dict:
+    m = evaluate_mot(DATA / seq / "gt" / "gt.txt", out)
+    m["ups"] = seq_len(seq) / max(seconds, 1e-9)
+    return m
+
+
+def print_table(title: str, results: dict[str, dict[str, dict]]) -> None:
+    print(f"\n## {title}")
+    print(f"{'tracker':<22}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
+    print(f"{'':<22}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
+    for name, per in results.items():
+        cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
+                        for s in SEQS)
+        mh = np.mean([per[s]["HOTA"] for s in SEQS])
+        mi = np.mean([per[s]["IDF1"] for s in SEQS])
+        print(f"{name:<22}{cells}{mh:>9.3f}/{mi:.3f}")
+
+
+def vidtrack_rows(tmp: Path, variants: dict[str, dict], appearance: bool) -> dict[str, dict]:
+    res = {}
+    for name, over in variants.items():
+        over = dict(over)
+        backfill = over.pop("backfill", True)
+        res[name] = {}
+        for seq in SEQS:
+            if appearance:
+                frames = read_feature_detections(DATA / "deepsort-features" / f"{seq}.npy")
+            else:
+                frames = read_detections(DATA / "sort-frcnn-det" / seq / "det.txt")
+            out = tmp / f"vt-{name}-{seq}.txt".replace(" ", "_")
+            spent = run_vidtrack(frames, seq_len(seq), TrackerConfig(**over), out, backfill)
+            res[name][seq] = score(seq, out, spent)
+    return res
+
+
+def accuracy(args, tmp: Path) -> None:
+    motion = {"vidtrack (default)": {}}
+    app = {"vidtrack (default)": dict(APPEARANCE)}
+    results = vidtrack_rows(tmp, motion, appearance=False)
+    results_app = vidtrack_rows(tmp, app, appearance=True)
+    if not args.skip_peers:
+        ensure_peer_venv()
+        jobs = [{"tracker": p, "det": str(DATA / "sort-frcnn-det" / s / "det.txt"), "out": str(tmp / f"{p}-{s}.txt"),
+                 "frames": seq_len(s)} for p in MOTION_PEERS for s in SEQS]
+        jobs += [{"tracker": "deepsort", "det": str(DATA / "deepsort-features" / f"{s}.npy"),
+                  "out": str(tmp / f"dsr-{s}.txt"), "frames": seq_len(s)} for s in SEQS]
+        secs = run_peers(jobs)
+        for p in MOTION_PEERS:
+            results[p] = {s: score(s, tmp / f"{p}-{s}.txt", secs[str(tmp / f"{p}-{s}.txt")]) for s in SEQS}
+        results_app["deep-sort-realtime"] = {s: score(s, tmp / f"dsr-{s}.txt", secs[str(tmp / f"dsr-{s}.txt")])
+                                             for s in SEQS}
+    print_table("A. FRCNN detections (sort-frcnn-det), motion only", results)
+    print_table("B. public ACF detections + DeepSORT features (appearance)", results_app)
+
+
+def ablation(tmp: Path) -> None:
+    d = TrackerConfig()
+    variants = {
+        "default": {},
+        "-gating": {"gating": False},
+        "-low round": {"low_score_threshold": d.high_score_threshold},
+        "-OCR": {"observation_recovery": False},
+        "+ORU": {"oru": not d.oru},
+        "-backfill": {"backfill": False},
+        "n_init=1": {"n_init": 1},
+        "max_age=60": {"max_age": 60},
+        "filterpy kalman": {"kalman": "filterpy"},
+    }
+    print_table("ablation, motion (FRCNN dets): one switch changed from the default", vidtrack_rows(tmp, variants, False))
+    variants = {
+        "default": dict(APPEARANCE),
+        "-appearance": dict(APPEARANCE, appearance=False),
+        "-cascade": dict(APPEARANCE, matching_cascade=False),
+        "+EMA 0.9": dict(APPEARANCE, embedding_ema=0.9),
+        "-gating": dict(APPEARANCE, gating=False),
+        "-OCR": dict(APPEARANCE, observation_recovery=False),
+        "-backfill": dict(APPEARANCE, backfill=False),
+    }
+    print_table("ablation, appearance (ACF dets + DeepSORT features)", vidtrack_rows(tmp, variants, True))
+
+
+def synthetic_stream(n_obj: int, n_frames: int, dim: int, seed: int = 0) -> list[Detections]:
+    """n_obj boxes drifting at constant velocity with noise, a few missed per frame."""
+    rng = np.random.default_rng(seed)
+    pos = rng.uniform([0, 0], [1800, 1000], (n_obj, 2))
+    vel = rng.normal(0, 2, (n_obj, 2))
+    size = rng.uniform([20, 50], [50, 120], (n_obj, 2))
+    emb = rng.normal(size=(n_obj, dim))
+    frames = []
+    for _ in range(n_frames):
+        pos += vel
+        keep = rng.random(n_obj) > 0.05
+        p = pos[keep] + rng.normal(0, 1, (keep.sum(), 2))
+        boxes = np.concatenate([p, p + size[keep]], 1)
+        e = emb[keep] + rng.normal(0, 0.1, (keep.sum(), dim)) if dim else np.zeros((keep.sum(), 0))
+        if dim:
+            e /= np.linalg.norm(e, axis=1, keepdims=True)
+        frames.append(Detections(boxes, rng.uniform(0.6, 1, keep.sum()), np.zeros(keep.sum()), e))
+    return frames
+
+
+def speed() -> None:
+    print("\n## speed: 50 objects, 300 frames, update calls per second (best of 3)")
+    rows = []
+    for label, dim in (("motion-only", 0), ("full (128-d embeddings)", 128)):
+        frames = synthetic_stream(50, 300, dim)
+        fps = {}
+        for kalman in ("batched", "filterpy"):
+            best = 0.0
+            for _ in range(3):
+                t = Tracker(TrackerConfig(kalman=kalman))
+                t0 = time.perf_counter()
+                for i, d in enumerate(frames):
+                    t.update(d, i)
+                best = max(best, len(frames) / (time.perf_counter() - t0))
+            fps[kalman] = best
+        rows.append((label, fps["batched"], fps["filterpy"]))
+    print(f"{'update':<26}{'batched f/s':>12}{'filterpy f/s':>14}{'ratio':>8}")
+    for label, b, f in rows:
+        print(f"{label:<26}{b:>12.0f}{f:>14.0f}{b / f:>8.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip-peers", action="store_true")
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-ablation", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        accuracy(args, Path(tmp))
+        if not args.skip_ablation:
+            ablation(Path(tmp))
+    if not args.skip_speed:
+        speed()
+
+
+if __name__ == "__main__":
+    main()
