@@ -209,16 +209,33 @@ def _resize_center(crop: np.ndarray, out_size, context: float) -> np.ndarray:
     return cv2.resize(crop[y1:y2, x1:x2], (out_size[1], out_size[0]))[..., ::-1].astype(np.float32)
 
 
-class _TimeLimit(keras.callbacks.Callback):
-    """Stops training after ``seconds`` of wall time (checked after every batch)."""
+class CosineByProgress(keras.callbacks.Callback):
+    """Cosine learning-rate decay from ``lr`` to ``lr * alpha`` over training progress,
+    progress = max(steps done / ``total_steps``, wall time / ``max_seconds``); stops
+    training when progress reaches 1. So a run bounded by time still ends annealed."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, lr: float, total_steps: int, max_seconds: float | None = None, alpha: float = 0.01):
         super().__init__()
-        self.seconds, self.start = float(seconds), time.monotonic()
+        self.lr, self.total, self.max_seconds, self.alpha = float(lr), max(1, int(total_steps)), max_seconds, alpha
+        self.steps, self.start = 0, None
+
+    def progress(self) -> float:
+        p = self.steps / self.total
+        if self.max_seconds:
+            p = max(p, (time.monotonic() - self.start) / self.max_seconds)
+        return min(1.0, p)
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        p = self.progress()
+        self.model.optimizer.learning_rate = self.lr * (self.alpha + (1 - self.alpha) * 0.5 * (1 + np.cos(np.pi * p)))
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.monotonic() - self.start > self.seconds:
-            log.info("time limit of %.0f s reached; stopping", self.seconds)
+        self.steps += 1
+        if self.progress() >= 1.0 and not self.model.stop_training:
+            log.info("training budget reached after %d steps", self.steps)
             self.model.stop_training = True
 
 
@@ -236,16 +253,15 @@ def train_embedder(data: ReidCrops, epochs: int = 30, steps_per_epoch: int = 50,
                    lr: float = 3e-4, margin: float | None = None, context: float = 0.0, seed: int = 0,
                    max_seconds: float | None = None, input_size=INPUT_SIZE, dim: int = EMBED_DIM,
                    verbose: int = 2) -> tuple[keras.Model, dict]:
-    """Train a fresh :func:`build_embedder` model on ``data`` (crops grown by ``context``).
-    The learning rate decays by cosine to 1% over all steps. Returns (an uncompiled
+    """Train a fresh :func:`build_embedder` model on ``data`` (crops grown by ``context``)
+    for ``epochs`` x ``steps_per_epoch`` PK batches or ``max_seconds``, whichever ends
+    first; the learning rate follows :class:`CosineByProgress`. Returns (an uncompiled
     inference model, the Keras history dict)."""
     keras.utils.set_random_seed(seed)
     model = build_embedder(input_size, dim)
-    total = max(1, epochs * steps_per_epoch)
-    schedule = keras.optimizers.schedules.CosineDecay(lr, total, alpha=0.01)
-    compile_for_training(model, lr=schedule, margin=margin)
+    compile_for_training(model, lr=lr, margin=margin)
     batches = PKBatches(data, p, k, steps_per_epoch, input_size, context=context, seed=seed)
-    callbacks = [_TimeLimit(max_seconds)] if max_seconds else []
+    callbacks = [CosineByProgress(lr, epochs * steps_per_epoch, max_seconds)]
     hist = model.fit(batches, epochs=epochs, callbacks=callbacks, verbose=verbose)
     inference = build_embedder(input_size, dim)
     inference.set_weights(model.get_weights())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -69,10 +69,11 @@ class ReidCrops:
         return ReidCrops(np.concatenate(crops), np.concatenate(labels), np.concatenate(frames), np.concatenate(seq))
 
 
-def read_gt(seq_dir: str | Path, min_height: float = 0.0, min_visibility: float = 0.0) -> GroundTruth:
-    """Read the active person boxes of ``seq_dir/gt/gt.txt``.
+def read_gt(seq_dir: str | Path, min_height: float = 0.0, min_visibility: float = 0.0,
+            classes: Sequence[int] | None = PERSON_CLASSES) -> GroundTruth:
+    """Read the active boxes of ``seq_dir/gt/gt.txt``.
 
-    Keeps rows with conf != 0, a person class, height >= ``min_height`` pixels and
+    Keeps rows with conf != 0, a class in ``classes`` (None: any class), height >= ``min_height`` pixels and
     visibility >= ``min_visibility``. MOT15 files (10 columns: the last three are world
     coordinates) have no class or visibility; all their active rows count.
     """
@@ -86,7 +87,9 @@ def read_gt(seq_dir: str | Path, min_height: float = 0.0, min_visibility: float 
         rows = rows[:, :7]
     rows = np.pad(rows, ((0, 0), (0, max(0, 9 - rows.shape[1]))), constant_values=-1)
     conf, cls, vis = rows[:, 6], rows[:, 7].astype(int), rows[:, 8]
-    keep = (conf != 0) & np.isin(cls, PERSON_CLASSES) & (rows[:, 5] >= min_height)
+    keep = (conf != 0) & (rows[:, 5] >= min_height)
+    if classes is not None:
+        keep &= np.isin(cls, list(classes))
     keep &= (vis < 0) | (vis >= min_visibility)
     r = rows[keep]
     boxes = np.stack([r[:, 2], r[:, 3], r[:, 2] + r[:, 4], r[:, 3] + r[:, 5]], axis=1)
@@ -148,11 +151,13 @@ def load_sequence_crops(
     min_height: float = 24.0,
     min_visibility: float = 0.3,
     frame_step: int = 1,
+    classes: Sequence[int] | None = PERSON_CLASSES,
 ) -> ReidCrops:
     """Crops of every active gt box (every ``frame_step``-th frame), resized to ``size``
     = (height, width), the box grown by ``margin`` of its size per side (context for
-    crop-jitter augmentation). Labels are the sequence's ids renumbered 0..P-1."""
-    gt = read_gt(seq_dir, min_height=min_height, min_visibility=min_visibility)
+    crop-jitter augmentation). Labels are the sequence's ids renumbered 0..P-1;
+    ``classes`` as in :func:`read_gt`."""
+    gt = read_gt(seq_dir, min_height=min_height, min_visibility=min_visibility, classes=classes)
     if frame_step > 1:
         keep = (gt.frames - 1) % frame_step == 0
         gt = GroundTruth(gt.frames[keep], gt.ids[keep], gt.boxes[keep])

@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--holdout", default="TUD-Campus",
                    help="sequence name or dir scored at the end, never trained on ('none' to skip)")
     p.add_argument("--synthetic", type=int, default=0, metavar="N",
-                   help="also train on N generated scenes (needs vidtrack.synthetic)")
+                   help="also train on N generated scenes (vidtrack.synthetic; every object class)")
+    p.add_argument("--synthetic-frames", type=int, default=250, help="frames per generated scene")
     p.add_argument("--out", default=str(DEFAULT_EMBEDDER), help="output .keras file")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--steps-per-epoch", type=int, default=50)
@@ -55,7 +56,7 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def _synthetic_sequences(n: int, root: Path, seed: int) -> list[Path]:
+def _synthetic_sequences(n: int, root: Path, seed: int, frames: int) -> list[Path]:
     try:
         from vidtrack import synthetic
     except ImportError as exc:
@@ -63,7 +64,7 @@ def _synthetic_sequences(n: int, root: Path, seed: int) -> list[Path]:
     out = []
     for i in range(n):
         d = root / f"synthetic-{i:03d}"
-        synthetic.write_scene(d, synthetic.SceneConfig(seed=seed + i))
+        synthetic.write_scene(d, synthetic.SceneConfig(seed=1000 + seed + i, num_frames=frames))
         out.append(d)
     return out
 
@@ -83,13 +84,15 @@ def run(args: argparse.Namespace) -> int:
             raise SourceError(f"no MOT sequences with gt found in {root}; pass --sequences")
     if holdout is not None:
         seqs = [s for s in seqs if s.resolve() != holdout.resolve()]
+    context = 0.125  # crops keep this much context per side for crop-jitter augmentation
+    size = tuple(int(round(s * (1 + 2 * context))) for s in INPUT_SIZE)
     with tempfile.TemporaryDirectory(prefix="vidtrack-synth-") as tmp:
-        seqs += _synthetic_sequences(args.synthetic, Path(tmp), args.seed) if args.synthetic else []
-        if not seqs:
+        synth = _synthetic_sequences(args.synthetic, Path(tmp), args.seed, args.synthetic_frames) if args.synthetic else []
+        if not seqs + synth:
             raise SourceError("no training sequences left after removing the holdout")
-        context = 0.125
-        size = tuple(int(round(s * (1 + 2 * context))) for s in INPUT_SIZE)
         parts = [load_sequence_crops(s, size=size, margin=context) for s in seqs]
+        parts += [load_sequence_crops(s, size=size, margin=context, classes=None, frame_step=3) for s in synth]
+    seqs = seqs + synth
     data = ReidCrops.concat(parts)
     print(f"training data: {len(data.labels)} crops, {data.num_ids} identities from "
           f"{len(seqs)} sequences: {', '.join(s.name for s in seqs)}", flush=True)
