@@ -1,0 +1,42 @@
+"""A background subscriber that collects events from a running service (used by the demo and tests)."""
+from __future__ import annotations
+
+import json
+import threading
+
+import zmq
+
+from pipeline.transport import Security, SocketFactory
+
+
+class EventCollector(threading.Thread):
+    """Subscribes to ``endpoint`` and appends every event to ``events`` until :meth:`close`.
+
+    ``on_event`` (optional) is called for each event as it arrives.
+    """
+
+    def __init__(self, endpoint: str, security: Security = Security(), on_event=None):
+        super().__init__(daemon=True, name="event-collector")
+        self.endpoint = endpoint
+        self.events: list[dict] = []
+        self.on_event = on_event
+        self._closing = threading.Event()
+        self._factory = SocketFactory(security)
+        self._sock = self._factory.connect(zmq.SUB, endpoint)
+        self._sock.setsockopt(zmq.SUBSCRIBE, b"")
+
+    def run(self) -> None:
+        try:
+            while not self._closing.is_set():
+                if self._sock.poll(100):
+                    _topic, payload = self._sock.recv_multipart()
+                    event = json.loads(payload)
+                    self.events.append(event)
+                    if self.on_event is not None:
+                        self.on_event(event)
+        finally:
+            self._factory.close()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.join(5)

@@ -1,0 +1,97 @@
+"""The whole service as separate processes over real ZeroMQ sockets, on a generated scene.
+
+Uses the shipped detector (models/detector-synthetic.keras) and the colour-histogram embedder.
+"""
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+
+import jsonschema
+import numpy as np
+import pytest
+
+from pipeline.config import Config, SourceConfig
+from pipeline.events import load_schema
+from pipeline.service import Service
+from pipeline.subscriber import EventCollector
+from vidtrack.commands.demo import free_tcp_port
+from vidtrack.evaluation import evaluate_mot
+from vidtrack.mot import read_mot
+from vidtrack.paths import DEFAULT_DETECTOR
+from vidtrack.synthetic import SceneConfig, write_scene
+
+FRAMES = 80
+
+pytestmark = pytest.mark.skipif(not DEFAULT_DETECTOR.exists(), reason=f"shipped model missing: {DEFAULT_DETECTOR}")
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """One service run: a good scene plus a missing file, events collected by a subscriber."""
+    root = tmp_path_factory.mktemp("e2e")
+    scene = write_scene(root / "scene", SceneConfig(num_frames=FRAMES, seed=4242))
+    config = Config(sources=[SourceConfig(url=str(scene / "video.mp4"), id="scene"),
+                             SourceConfig(url=str(root / "missing.mp4"), id="broken")])
+    config.events.endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
+    config.events.mode = "frame"
+    config.output.dir = str(root / "out")
+    config.output.video = True
+    config.output.progress = False
+    collector = EventCollector(config.events.endpoint)
+    collector.start()
+    summary = Service(config).run()
+    collector.close()
+    return {"root": root, "scene": scene, "summary": summary, "events": collector.events, "out": root / "out"}
+
+
+def test_every_frame_arrives_exactly_once_and_in_order(run):
+    frames = [e["frame"] for e in run["events"] if e["type"] == "frame" and e["stream"] == "scene"]
+    assert frames == list(range(FRAMES))
+    stream = run["summary"].streams["scene"]
+    assert stream.frames_tracked == FRAMES and stream.reason == "eof" and stream.dropped == 0
+
+
+def test_a_broken_source_is_reported_and_the_other_stream_still_runs(run):
+    broken = run["summary"].streams["broken"]
+    assert "not found" in broken.error and broken.frames_tracked == 0
+    ended = [e for e in run["events"] if e["type"] == "stream.ended" and e["stream"] == "broken"]
+    assert ended and ended[0]["reason"].startswith("error")
+
+
+def test_events_follow_the_schema_and_cover_every_confirmed_track(run):
+    schema = load_schema()
+    for event in run["events"]:
+        jsonschema.validate(event, schema)
+    started = {e["track_id"] for e in run["events"] if e["type"] == "track.started" and e["stream"] == "scene"}
+    ended = {e["track_id"] for e in run["events"] if e["type"] == "track.ended" and e["stream"] == "scene"}
+    in_frames = {t["track_id"] for e in run["events"] if e["type"] == "frame" and e["stream"] == "scene"
+                 for t in e["tracks"]}
+    mot_ids = set(read_mot(run["out"] / "scene.mot.txt")[:, 1].astype(int))
+    assert mot_ids, "no confirmed tracks at all"
+    assert mot_ids == in_frames == started == ended
+    # the JSON Lines file holds the same events the subscriber got
+    lines = [json.loads(line) for line in (run["out"] / "scene.events.jsonl").read_text().splitlines()]
+    assert [e for e in run["events"] if e["stream"] == "scene"] == lines
+
+
+def test_track_ids_are_stable_boxes_follow_the_objects(run):
+    boxes = defaultdict(list)
+    for e in run["events"]:
+        if e["type"] == "frame" and e["stream"] == "scene":
+            for t in e["tracks"]:
+                boxes[t["track_id"]].append(t["box"])
+    longest = max(boxes.values(), key=len)
+    assert len(longest) >= 20
+    steps = np.abs(np.diff(np.array(longest), axis=0)).max(axis=1)
+    assert np.median(steps) < 15  # a tracked box moves smoothly, a few pixels per frame
+
+
+def test_outputs_exist_and_tracks_score_on_ground_truth(run):
+    out = run["out"]
+    video = out / "scene.annotated.mp4"
+    assert video.stat().st_size > 10_000
+    metrics = evaluate_mot(run["scene"] / "gt" / "gt.txt", out / "scene.mot.txt")
+    print(f"\nend-to-end on a generated scene: HOTA {metrics['HOTA']:.3f} MOTA {metrics['MOTA']:.3f} "
+          f"IDF1 {metrics['IDF1']:.3f} IDSW {metrics['IDSW']}")
+    assert metrics["HOTA"] > 0.4 and metrics["MOTA"] > 0.4 and metrics["IDF1"] > 0.4
