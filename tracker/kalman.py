@@ -114,7 +114,7 @@ def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray) -> tuple[np.ndarray
     Kt = np.linalg.solve(S, np.swapaxes(PHt, 1, 2))  # [T,4,8]
     K = np.swapaxes(Kt, 1, 2)
     innov = np.asarray(z, dtype=np.float64) - zm
-    new_mean = mean + np.einsum("tij,tj->ti", K, innov)
+    new_mean = mean + (K @ innov[:, :, None])[:, :, 0]
     new_cov = cov - K @ np.swapaxes(PHt, 1, 2)  # P - K S K' = P - K H P
     return new_mean, new_cov
 
@@ -133,7 +133,7 @@ def gating_distance(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, only_posit
     if only_position:
         diff, S = diff[..., :2], S[:, :2, :2]
     Sinv = np.linalg.inv(S)
-    return np.einsum("tni,tij,tnj->tn", diff, Sinv, diff)
+    return ((diff @ Sinv) * diff).sum(axis=2)
 
 
 # ---------------------------------------------------------------- stores

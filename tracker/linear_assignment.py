@@ -40,9 +40,14 @@ def min_cost_matching(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     rows, cols = linear_sum_assignment(c)
     ok = cost[rows, cols] <= max_cost
     matches = np.stack([rows[ok], cols[ok]], axis=1)
-    um_rows = np.setdiff1d(np.arange(T), matches[:, 0])
-    um_cols = np.setdiff1d(np.arange(N), matches[:, 1])
-    return matches, um_rows, um_cols
+    return matches, _complement(T, matches[:, 0]), _complement(N, matches[:, 1])
+
+
+def _complement(n: int, used: np.ndarray) -> np.ndarray:
+    """Indices 0..n-1 not in used (int[])."""
+    free = np.ones(n, bool)
+    free[used] = False
+    return np.flatnonzero(free)
 
 
 def matching_cascade(
@@ -71,7 +76,7 @@ def matching_cascade(
         found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
         left = left[um]
     matches = np.concatenate(found) if found else np.zeros((0, 2), int)
-    return matches, np.setdiff1d(np.arange(T), matches[:, 0]), left
+    return matches, _complement(T, matches[:, 0]), left
 
 
 def gate(cost: np.ndarray, mask_out: np.ndarray) -> np.ndarray:

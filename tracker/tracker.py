@@ -23,6 +23,13 @@ from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
 _EMPTY_MATCH = np.zeros((0, 2), int)
 
 
+def _without(a: np.ndarray, used: np.ndarray, n: int) -> np.ndarray:
+    """Entries of index array a (values < n) that are not in used."""
+    keep = np.ones(n, bool)
+    keep[used] = False
+    return a[keep[a]]
+
+
 class Tracker:
     """Tracks objects of one stream. Call :meth:`update` once per frame, in frame order."""
 
@@ -86,21 +93,21 @@ class Tracker:
                 m, _, um_d = min_cost_matching(cost, cfg.max_cosine_distance)
             matches.append(np.stack([rows[m[:, 0]], high[m[:, 1]]], axis=1))
             high_left = high[um_d]
-            track_left = np.setdiff1d(track_left, rows[m[:, 0]])
+            track_left = _without(track_left, rows[m[:, 0]], T)
             iou_rows = track_left[(~confirmed[track_left]) | (tsu[track_left] - dt + 1 <= cfg.iou_rescue_max_age)]
         else:
             high_left = high
             iou_rows = track_left
         m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, cfg.max_iou_distance)
         matches.append(m)
-        track_left = np.setdiff1d(track_left, m[:, 0])
-        high_left = np.setdiff1d(high_left, m[:, 1])
+        track_left = _without(track_left, m[:, 0], T)
+        high_left = _without(high_left, m[:, 1], len(dets))
 
         if len(low) and cfg.low_score_threshold < cfg.high_score_threshold:
             rows = track_left[confirmed[track_left]]
             m = self._iou_round(rows, low, iou_cost, infeasible, cfg.low_round_max_iou_distance)
             matches.append(m)
-            track_left = np.setdiff1d(track_left, m[:, 0])
+            track_left = _without(track_left, m[:, 0], T)
 
         if cfg.observation_recovery and len(track_left) and len(high_left):
             last_boxes = K.xyah_to_xyxy(np.array([self.tracks[i].last_z for i in track_left]))
@@ -110,8 +117,8 @@ class Tracker:
             mm, _, _ = min_cost_matching(cost, cfg.max_iou_distance)
             m = np.stack([track_left[mm[:, 0]], high_left[mm[:, 1]]], axis=1)
             matches.append(m)
-            track_left = np.setdiff1d(track_left, m[:, 0])
-            high_left = np.setdiff1d(high_left, m[:, 1])
+            track_left = _without(track_left, m[:, 0], T)
+            high_left = _without(high_left, m[:, 1], len(dets))
 
         matches = np.concatenate(matches) if matches else _EMPTY_MATCH
         self._apply_matches(matches, dets, z, use_app, frame_index, dt)
