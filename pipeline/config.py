@@ -113,7 +113,7 @@ def _check_value(key: str, value: Any, default: Any, annotation: str) -> Any:
     if "str" in annotation:
         if isinstance(value, str):
             return value
-        if key == "sources.url" and isinstance(value, int) and not isinstance(value, bool):
+        if key.endswith("].url") and isinstance(value, int) and not isinstance(value, bool):
             return str(value)  # camera index
         raise ConfigError(f"{key}: expected a string, got {value!r}")
     return value
