@@ -13,7 +13,8 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"  {s.stream_id}: {s.frames_tracked}{total} frames tracked ({s.reason or 'no end marker'}"
                      f"{extra}{error})")
     fps = summary.frames / summary.elapsed_s if summary.elapsed_s else 0.0
-    lines.append(f"  {summary.frames} frames in {summary.elapsed_s:.1f} s ({fps:.1f} frames/s end to end)")
+    lines.append(f"  {summary.frames} frames in {summary.elapsed_s:.1f} s including start-up ({fps:.1f} frames/s); "
+                 f"steady state {summary.steady_fps:.1f} frames/s")
     d = summary.detector
     if d.get("frames"):
         lines.append(f"  detector: {int(d['frames'])} frames in {int(d.get('batches', 0))} batches, "

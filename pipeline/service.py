@@ -68,12 +68,21 @@ class RunSummary:
     streams: dict[str, StreamSummary] = field(default_factory=dict)
     detector: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
+    first_frame_at: float | None = None  # time.monotonic() when the tracker finished its first frame
+    last_frame_at: float | None = None
     out_dir: str | None = None
     errors: list[str] = field(default_factory=list)
 
     @property
     def frames(self) -> int:
         return sum(s.frames_tracked for s in self.streams.values())
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second from the first tracked frame to the last (start-up excluded)."""
+        if self.first_frame_at is None or self.last_frame_at is None or self.frames < 2:
+            return 0.0
+        return (self.frames - 1) / max(self.last_frame_at - self.first_frame_at, 1e-9)
 
 
 class Endpoints:
@@ -245,6 +254,10 @@ class Service:
         elif stage == "tracker" and stream is not None:
             if event == "frame":
                 stream.frames_tracked += 1
+                now = time.monotonic()
+                if self.summary.first_frame_at is None:
+                    self.summary.first_frame_at = now
+                self.summary.last_frame_at = now
                 bar = self._bars.get(stream.stream_id)
                 if bar is not None:
                     bar.update(1)

@@ -1,0 +1,163 @@
+"""Pipeline benchmark: do the stages overlap, and does the transport cost anything?
+
+Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.mp4):
+
+- decode-only frames/s (OpenCV, the grabber's reader);
+- detector-only frames/s (the detector stage's work on frames already in memory: letterbox,
+  network, NMS, appearance embeddings; batches as configured);
+- end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
+  steady state from the first tracked frame to the last;
+- frame-message throughput over ipc (PUSH/PULL between two threads, zero-copy, raw frames of
+  the clip's size) in GB/s, against a plain memory copy of the same frames.
+
+Target (issue 2): end-to-end >= 0.9 x min(decode, detector).
+
+    .venv/bin/python bench/pipeline.py [--video PATH] [--frames N] [--model default]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import zmq  # noqa: E402
+
+from workers.sources import VideoSource  # noqa: E402
+
+DEFAULT_VIDEO = REPO.parent / "shared" / "data" / "videos" / "towncentre-1080p.mp4"
+
+
+def read_frames(video: str, limit: int) -> tuple[list[np.ndarray], float]:
+    """Decode up to ``limit`` frames; returns them and the decode-only frames/s."""
+    source = VideoSource(video)
+    frames = []
+    start = time.perf_counter()
+    while len(frames) < limit:
+        item = source.read()
+        if item is None:
+            break
+        frames.append(item[1])
+    elapsed = time.perf_counter() - start
+    source.close()
+    return frames, len(frames) / elapsed
+
+
+def detector_fps(frames, model: str, embedder: str, batch: int) -> float:
+    from detector.appearance import load_embedder
+    from detector.runtime import Detector
+    from vidtrack.paths import resolve_model
+
+    det = Detector.load(resolve_model(model))
+    emb = load_embedder(embedder)
+    det.detect(frames[:batch])  # warm-up: build the graph for this batch size
+    start = time.perf_counter()
+    for i in range(0, len(frames), batch):
+        chunk = frames[i:i + batch]
+        results = det.detect(chunk)
+        if emb is not None:
+            emb.embed(chunk, [r.boxes for r in results])
+    return len(frames) / (time.perf_counter() - start)
+
+
+def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int):
+    from pipeline.config import Config, SourceConfig
+    from pipeline.service import Service
+
+    config = Config(sources=[SourceConfig(url=video, id="bench", max_frames=frames)])
+    config.detector.model = model
+    config.detector.embedder = embedder
+    config.detector.batch_size = batch
+    config.output.dir = None
+    config.output.progress = False
+    config.events.endpoint = "ipc:///tmp/vidtrack-bench-events"
+    summary = Service(config).run()
+    return summary.steady_fps, summary
+
+
+def ipc_throughput(frame: np.ndarray, seconds: float = 2.0) -> tuple[float, float]:
+    """GB/s of frame messages over ipc (zero-copy send, receive into a frame), and of np.copyto."""
+    from pipeline import protocol
+    from workers.frame import Frame
+
+    endpoint = "ipc:///tmp/vidtrack-bench-frames"
+    ctx = zmq.Context()
+    push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    push.sndhwm = pull.rcvhwm = 4
+    push.bind(endpoint)
+    pull.connect(endpoint)
+    count = [0]
+    done = threading.Event()
+
+    def receive():
+        while not done.is_set() or pull.poll(0):
+            if pull.poll(100):
+                decoded, _ = protocol.decode_frame(pull.recv_multipart(copy=False))
+                assert decoded.image.shape == frame.shape
+                count[0] += 1
+
+    thread = threading.Thread(target=receive)
+    thread.start()
+    start = time.perf_counter()
+    sent = 0
+    while time.perf_counter() - start < seconds:
+        push.send_multipart(protocol.encode_frame(Frame("b", sent, 0.0, frame), seq=sent), copy=False)
+        sent += 1
+    done.set()
+    thread.join()
+    transport_s = time.perf_counter() - start
+    push.close(0)
+    pull.close(0)
+    ctx.term()
+    transport = count[0] * frame.nbytes / transport_s / 1e9
+
+    target = np.empty_like(frame)
+    n = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds / 2:
+        np.copyto(target, frame)
+        n += 1
+    memcpy = n * frame.nbytes / (time.perf_counter() - start) / 1e9
+    return transport, memcpy
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--video", default=str(DEFAULT_VIDEO))
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--embedder", default="histogram")
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+    if not Path(args.video).exists():
+        print(f"skipped: clip not found at {args.video} (../shared/data is absent)")
+        return 0
+
+    frames, decode = read_frames(args.video, args.frames)
+    h, w = frames[0].shape[:2]
+    print(f"clip: {args.video} ({len(frames)} frames, {w}x{h}); model {args.model}, embedder {args.embedder}, "
+          f"batch {args.batch}, {os.cpu_count()} CPU cores")
+    print(f"decode-only      {decode:8.1f} frames/s")
+    detect = detector_fps(frames, args.model, args.embedder, args.batch)
+    print(f"detector-only    {detect:8.1f} frames/s")
+    transport, memcpy = ipc_throughput(frames[0])
+    e2e, summary = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch)
+    bound = min(decode, detect)
+    print(f"end-to-end       {e2e:8.1f} frames/s  ({summary.frames} frames tracked, "
+          f"{summary.elapsed_s:.1f} s with start-up)")
+    print(f"ratio end-to-end / min(decode, detector) = {e2e / bound:.2f}  (target >= 0.90)")
+    print(f"frame messages over ipc {transport:6.2f} GB/s vs memory copy {memcpy:6.2f} GB/s "
+          f"(ratio {transport / memcpy:.2f}); {w}x{h} frame = {frames[0].nbytes / 1e6:.1f} MB, "
+          f"ipc carries {transport * 1e9 / frames[0].nbytes:.0f} frames/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
