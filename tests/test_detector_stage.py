@@ -1,0 +1,70 @@
+"""The detector stage over real sockets with a real (small, untrained) Keras model."""
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from detector.appearance import ColourHistogramEmbedder
+from detector.model import build_model
+from detector.runtime import Detector
+from detector.stage import DetectorStage, DetectorStageSpec
+from pipeline import protocol
+from workers.frame import Frame
+
+ANCHORS = [[[10, 14], [23, 27], [37, 58]], [[81, 82], [135, 169], [344, 319]]]
+
+
+@pytest.fixture(scope="module")
+def detector():
+    model = build_model(3, ANCHORS, input_size=(96, 128), class_names=["a", "b", "c"], width=8)
+    return Detector.from_model(model, conf_threshold=0.0)  # every candidate passes: real boxes to embed
+
+
+def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, detector):
+    frames_ep, dets_ep = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/d"
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.bind(frames_ep)
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(dets_ep)
+    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=50)
+    stop = threading.Event()
+    stage = DetectorStage(spec, detector, ColourHistogramEmbedder(), stop)
+    thread = threading.Thread(target=stage.run)
+    thread.start()
+    try:
+        rng = np.random.default_rng(0)
+        push.send_multipart(protocol.encode_control("stream.started", "a", source="x", width=64, height=48,
+                                                    fps=25.0, live=False, frames=2))
+        push.send_multipart([b"garbage", b"x"])  # not JSON
+        bad = protocol.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0)
+        push.send_multipart([bad[0], b"short"])  # byte length does not match the shape
+        for stream, seq in (("a", 0), ("b", 0), ("a", 1), ("b", 1)):
+            image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            push.send_multipart(protocol.encode_frame(Frame(stream, seq, seq / 25, image), seq=seq))
+        received = []
+        deadline = time.monotonic() + 60
+        while len(received) < 5 and time.monotonic() < deadline:
+            if pull.poll(200):
+                received.append(pull.recv_multipart())
+    finally:
+        stop.set()
+        thread.join(10)
+        push.close(0)
+        pull.close(0)
+        ctx.term()
+    control = protocol.decode_control(received[0])
+    assert control.kind == "stream.started" and control.fields["classes"] == ["a", "b", "c"]
+    dets = [protocol.decode_detections(parts) for parts in received[1:]]
+    assert sorted((d.stream_id, d.seq) for d in dets) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    for d in dets:
+        assert (d.width, d.height) == (64, 48)
+        assert len(d.detections) > 0
+        norms = np.linalg.norm(d.detections.embeddings, axis=1)
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+        boxes = d.detections.boxes
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 48).all()
+    assert stage.stats.bad_messages == 2
+    assert stage.stats.frames == 4 and stage.stats.batches <= 2  # batched across streams
