@@ -75,17 +75,23 @@ class Tracker:
         infeasible = np.zeros((T, len(dets)), bool)
         if cfg.class_aware:
             infeasible |= classes[:, None] != dets.class_ids[None, :]
-        if cfg.gating and T and len(dets):
-            d2 = K.gating_distance(mean, cov, z, cfg.gating_position_only)
-            infeasible |= d2 > K.CHI2INV95[2 if cfg.gating_position_only else 4]
-        iou_cost = 1.0 - iou_matrix(pred_boxes, dets.boxes)
+        gated = infeasible
+        if (cfg.gating and use_app) or cfg.iou_gating:
+            if T and len(dets):
+                d2 = K.gating_distance(mean, cov, z, cfg.gating_position_only)
+                gated = infeasible | (d2 > K.CHI2INV95[2 if cfg.gating_position_only else 4])
+        app_infeasible = gated if cfg.gating else infeasible
+        if cfg.iou_gating:
+            infeasible = gated
+        iou = iou_matrix(pred_boxes, dets.boxes)
+        iou_cost = 1.0 - (iou * scores[None, :] if cfg.fuse_score else iou)
 
         matches = []
         track_left = np.arange(T)
         if use_app:
             rows = np.flatnonzero(confirmed)
             cost = cosine_distance_matrix([self.tracks[i].gallery for i in rows], dets.embeddings[high])
-            cost = np.where(infeasible[np.ix_(rows, high)], np.inf, cost)
+            cost = np.where(app_infeasible[np.ix_(rows, high)], np.inf, cost)
             if cfg.matching_cascade:
                 levels = tsu[rows] - dt + 1
                 m, _, um_d = matching_cascade(cost, cfg.max_cosine_distance, levels, cfg.max_age)
@@ -104,8 +110,8 @@ class Tracker:
         high_left = _without(high_left, m[:, 1], len(dets))
 
         if len(low) and cfg.low_score_threshold < cfg.high_score_threshold:
-            rows = track_left[confirmed[track_left]]
-            m = self._iou_round(rows, low, iou_cost, infeasible, cfg.low_round_max_iou_distance)
+            rows = track_left if cfg.low_round_tentative else track_left[confirmed[track_left]]
+            m = self._iou_round(rows, low, 1.0 - iou, infeasible, cfg.low_round_max_iou_distance)
             matches.append(m)
             track_left = _without(track_left, m[:, 0], T)
 
