@@ -25,12 +25,14 @@ def _conv(x, filters, kernel=3, stride=1, name=None):
     return layers.LeakyReLU(negative_slope=0.1, name=f"{name}_act")(x)
 
 
-def build_model(num_classes: int, anchors, input_size=(224, 384), class_names=None, width: int = 16,
-                name: str = "vidtrack_tiny_yolo") -> keras.Model:
+def build_model(num_classes: int, anchors, input_size=(192, 320), class_names=None, width: int = 16,
+                name: str = "vidtrack_tiny_yolo", scale_x_y=(2.0, 2.0)) -> keras.Model:
     """Inference model: float32[B,h,w,3] RGB 0..1 -> (boxes [B,N,4] input px, objectness [B,N], class_probs [B,N,C]).
 
     anchors: two lists (stride 8 head, stride 16 head) of (w, h) in input pixels.
     input_size: (h, w), multiples of 16. width: channels of the first conv (others scale with it).
+    scale_x_y: Darknet ``scale_x_y`` per head; 2.0 lets a cell predict centres in its two
+    neighbours too (YOLOv5-style assignment in :mod:`detector.dataset` relies on it).
     """
     h, w = int(input_size[0]), int(input_size[1])
     if h % 16 or w % 16:
@@ -55,7 +57,8 @@ def build_model(num_classes: int, anchors, input_size=(224, 384), class_names=No
     u = layers.Concatenate(name="up_concat")([u, c3])
     u = _conv(u, 4 * c, 3, 1, "p3")
     head8 = layers.Conv2D(out_ch[0], 1, name="head8")(u)
-    decode = YoloDecode(anchors, num_classes, (h, w), class_names=class_names, name="yolo_decode")
+    decode = YoloDecode(anchors, num_classes, (h, w), scale_x_y=list(scale_x_y), class_names=class_names,
+                        name="yolo_decode")
     boxes, obj, cls_p = decode([head8, head16])
     model = keras.Model(inp, [boxes, obj, cls_p], name=name)
     _init_head_bias(model, anchors, num_classes)
