@@ -41,8 +41,9 @@ PEER_VENV = ROOT / "bench" / ".venv-peers"
 PEER_PY = PEER_VENV / "bin" / "python"
 MOTION_PEERS = ["sort", "bytetrack", "ocsort", "botsort", "norfair"]
 
-# Settings for the appearance input (ACF dets whose scores are not probabilities).
-APPEARANCE = dict(high_score_threshold=0.0, low_score_threshold=0.0)
+# The appearance input uses the same defaults (ACF scores are not probabilities, but
+# nearly all are above the 0.7 split; fuse_score clips scores to 0..1).
+APPEARANCE: dict = {}
 
 
 def seq_len(seq: str) -> int:
@@ -138,24 +139,32 @@ def ablation(tmp: Path) -> None:
     d = TrackerConfig()
     variants = {
         "default": {},
-        "-gating": {"gating": False},
         "-low round": {"low_score_threshold": d.high_score_threshold},
-        "-OCR": {"observation_recovery": False},
-        "+ORU": {"oru": not d.oru},
-        "-backfill": {"backfill": False},
-        "n_init=1": {"n_init": 1},
+        "-score split (all high)": {"high_score_threshold": 0.0, "low_score_threshold": 0.0},
+        "-fuse_score": {"fuse_score": False},
+        "-ORU": {"oru": False},
+        "+OCR": {"observation_recovery": True},
+        "+IoU gating": {"iou_gating": True},
+        "max_iou_distance=0.7": {"max_iou_distance": 0.7},
+        "n_init=2": {"n_init": 2},
         "max_age=60": {"max_age": 60},
+        "-backfill": {"backfill": False},
         "filterpy kalman": {"kalman": "filterpy"},
     }
     print_table("ablation, motion (FRCNN dets): one switch changed from the default", vidtrack_rows(tmp, variants, False))
     variants = {
-        "default": dict(APPEARANCE),
-        "-appearance": dict(APPEARANCE, appearance=False),
-        "-cascade": dict(APPEARANCE, matching_cascade=False),
-        "+EMA 0.9": dict(APPEARANCE, embedding_ema=0.9),
-        "-gating": dict(APPEARANCE, gating=False),
-        "-OCR": dict(APPEARANCE, observation_recovery=False),
-        "-backfill": dict(APPEARANCE, backfill=False),
+        "default": {},
+        "-appearance": {"appearance": False},
+        "+cascade": {"matching_cascade": True},
+        "-EMA (gallery 100)": {"embedding_ema": None},
+        "max_cos=0.2": {"max_cosine_distance": 0.2},
+        "-gating": {"gating": False},
+        "-ORU": {"oru": False},
+        "secondary_iou=0.8": {"secondary_iou_distance": 0.8},
+        "-backfill": {"backfill": False},
+        "DeepSORT-like": {"matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,
+                          "oru": False, "fuse_score": False, "high_score_threshold": 0.0,
+                          "low_score_threshold": 0.0, "backfill": False},
     }
     print_table("ablation, appearance (ACF dets + DeepSORT features)", vidtrack_rows(tmp, variants, True))
 

@@ -132,8 +132,8 @@ def test_snapshot_fields_and_types():
     assert s.score == pytest.approx(0.75) and s.hits == 1 and s.age == 0
 
 
-@pytest.mark.parametrize("switch", [{"oru": True}, {"observation_recovery": True},
-                                    {"matching_cascade": False}, {"embedding_ema": 0.9}])
+@pytest.mark.parametrize("switch", [{"oru": False}, {"observation_recovery": True},
+                                    {"matching_cascade": True}, {"embedding_ema": None}])
 def test_switches_keep_ids_in_the_bounce_with_appearance(switch):
     first, last = left_right_ids(TrackerConfig(appearance=True, **switch))
     assert first == last == (1, 2)

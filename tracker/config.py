@@ -15,7 +15,8 @@ class TrackerConfig:
     max_age: a confirmed track is deleted after this many frames without a match.
     n_init: matched frames before a track is confirmed.
     max_cosine_distance: appearance match ceiling (1 - cosine similarity, 0..2).
-    max_iou_distance: IoU-round ceiling (1 - IoU).
+    max_iou_distance: IoU-round ceiling (1 - IoU) in the motion mode.
+    secondary_iou_distance: ceiling of the IoU round after the appearance round (appearance mode).
     gallery_budget: embeddings kept per track (nearest-neighbour gallery).
     embedding_ema: alpha for an EMA gallery (one vector) instead of the budgeted one; None = off.
     gating: Mahalanobis gating of the appearance costs (chi2 0.95, 4 dof).
@@ -41,21 +42,23 @@ class TrackerConfig:
 
     Defaults were chosen once for all three MOT15 benchmark sequences (bench/tracker.py
     prints the ablation): ByteTrack-style score split 0.7 / 0.1, score-fused IoU with a
-    0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on.
+    0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on; with
+    appearance: one global assignment (no cascade), EMA 0.9 embeddings, cosine ceiling 0.3.
     """
 
     max_age: int = 30
     n_init: int = 3
-    max_cosine_distance: float = 0.2
+    max_cosine_distance: float = 0.3
     max_iou_distance: float = 0.8
+    secondary_iou_distance: float = 0.7
     gallery_budget: int = 100
-    embedding_ema: Optional[float] = None
+    embedding_ema: Optional[float] = 0.9
     gating: bool = True
     iou_gating: bool = False
     gating_position_only: bool = False
     kalman: str = "batched"
     appearance: bool = True
-    matching_cascade: bool = True
+    matching_cascade: bool = False
     high_score_threshold: float = 0.7
     low_score_threshold: float = 0.1
     low_round_max_iou_distance: float = 0.5
@@ -84,7 +87,7 @@ class TrackerConfig:
             raise bad("kalman", 'must be "batched" or "filterpy"')
         if not 0.0 <= self.max_cosine_distance <= 2.0:
             raise bad("max_cosine_distance", "must be in 0..2")
-        for key in ("max_iou_distance", "low_round_max_iou_distance"):
+        for key in ("max_iou_distance", "secondary_iou_distance", "low_round_max_iou_distance"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise bad(key, "must be in 0..1")
         if self.embedding_ema is not None and not 0.0 <= self.embedding_ema < 1.0:

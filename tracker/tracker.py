@@ -84,7 +84,7 @@ class Tracker:
         if cfg.iou_gating:
             infeasible = gated
         iou = iou_matrix(pred_boxes, dets.boxes)
-        iou_cost = 1.0 - (iou * scores[None, :] if cfg.fuse_score else iou)
+        iou_cost = 1.0 - (iou * np.clip(scores, 0.0, 1.0)[None, :] if cfg.fuse_score else iou)
 
         matches = []
         track_left = np.arange(T)
@@ -101,10 +101,12 @@ class Tracker:
             high_left = high[um_d]
             track_left = _without(track_left, rows[m[:, 0]], T)
             iou_rows = track_left[(~confirmed[track_left]) | (tsu[track_left] - dt + 1 <= cfg.iou_rescue_max_age)]
+            iou_ceiling = cfg.secondary_iou_distance
         else:
             high_left = high
             iou_rows = track_left
-        m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, cfg.max_iou_distance)
+            iou_ceiling = cfg.max_iou_distance
+        m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, iou_ceiling)
         matches.append(m)
         track_left = _without(track_left, m[:, 0], T)
         high_left = _without(high_left, m[:, 1], len(dets))
