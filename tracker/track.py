@@ -40,7 +40,7 @@ class Track:
 
     __slots__ = (
         "track_id", "class_id", "score", "state", "hits", "age", "time_since_update",
-        "gallery", "last_z", "last_frame", "saved_mean", "saved_cov",
+        "gallery", "last_z", "last_frame",
     )
 
     def __init__(self, track_id: int, class_id: int, score: float, z: np.ndarray, frame: int,
@@ -55,8 +55,6 @@ class Track:
         self.gallery = gallery
         self.last_z = z  # float64[4] xyah of the last matched detection
         self.last_frame = frame
-        self.saved_mean: np.ndarray | None = None  # Kalman state right after the last update
-        self.saved_cov: np.ndarray | None = None
 
     def advance(self, dt: int) -> None:
         """Time passes by dt frames (called once per tracker update, before matching)."""

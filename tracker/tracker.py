@@ -39,6 +39,9 @@ class Tracker:
         self.tracks: list[Track] = []
         self._next_id = 1
         self._last_frame: int | None = None
+        # Kalman state right after each track's last update (rows as in the store; ORU)
+        self._saved_mean = np.zeros((0, 8))
+        self._saved_cov = np.zeros((0, 8, 8))
 
     # ------------------------------------------------------------------ public
     def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
@@ -153,29 +156,28 @@ class Tracker:
             return
         rows, cols = matches[:, 0], matches[:, 1]
         if cfg.oru:
-            gaps = [frame_index - self.tracks[r].last_frame for r in rows]
-            late = np.array([g > dt and self.tracks[r].saved_mean is not None for g, r in zip(gaps, rows)], bool)
-            for r, c, g in zip(rows[late], cols[late], np.asarray(gaps)[late]):
-                self._re_update(r, z[c], g)
+            gaps = frame_index - np.fromiter((self.tracks[r].last_frame for r in rows), np.int64, len(rows))
+            late = gaps > dt
+            for r, c, g in zip(rows[late], cols[late], gaps[late]):
+                self._re_update(r, z[c], int(g))
             self.kf.update(rows[~late], z[cols[~late]])
+            mean, cov = self.kf.mean, self.kf.cov
+            self._saved_mean[rows], self._saved_cov[rows] = mean[rows], cov[rows]
         else:
             self.kf.update(rows, z[cols])
-        if cfg.oru:
-            mean, cov = self.kf.mean, self.kf.cov
         scores = dets.scores
-        for r, c in zip(rows, cols):
+        n_init = cfg.n_init
+        for r, c in zip(rows.tolist(), cols.tolist()):
             t = self.tracks[r]
-            t.mark_hit(float(scores[c]), z[c], frame_index, cfg.n_init)
+            t.mark_hit(float(scores[c]), z[c], frame_index, n_init)
             if use_app:
                 t.gallery.add(dets.embeddings[c])
-            if cfg.oru:
-                t.saved_mean, t.saved_cov = mean[r].copy(), cov[r].copy()
 
     def _re_update(self, row: int, z_new: np.ndarray, gap: int) -> None:
         """OC-SORT ORU: from the state saved at the last observation, step frame by frame
         along the straight line to the new observation, updating on virtual observations."""
         t = self.tracks[row]
-        mean, cov = t.saved_mean[None], t.saved_cov[None]
+        mean, cov = self._saved_mean[row][None], self._saved_cov[row][None]
         z0 = t.last_z
         for k in range(1, gap + 1):
             mean, cov = K.predict(mean, cov, 1)
@@ -190,15 +192,15 @@ class Tracker:
         if len(cols) == 0:
             return
         self.kf.add(z[cols])
-        mean, cov = (self.kf.mean, self.kf.cov) if cfg.oru else (None, None)
-        base = len(self.tracks)
-        for k, c in enumerate(cols):
+        if cfg.oru:
+            base = len(self.tracks)
+            self._saved_mean = np.concatenate([self._saved_mean, self.kf.mean[base:]])
+            self._saved_cov = np.concatenate([self._saved_cov, self.kf.cov[base:]])
+        for c in cols:
             g = Gallery(cfg.gallery_budget, cfg.embedding_ema)
             if use_app:
                 g.add(dets.embeddings[c])
             t = Track(self._next_id, int(dets.class_ids[c]), float(dets.scores[c]), z[c], frame_index, g, cfg.n_init)
-            if cfg.oru:
-                t.saved_mean, t.saved_cov = mean[base + k].copy(), cov[base + k].copy()
             self._next_id += 1
             self.tracks.append(t)
 
@@ -207,6 +209,8 @@ class Tracker:
         out = self._snapshots(np.ones(len(self.tracks), bool))
         if not alive.all():
             self.kf.keep(alive)
+            if self.config.oru:
+                self._saved_mean, self._saved_cov = self._saved_mean[alive], self._saved_cov[alive]
             self.tracks = [t for t, a in zip(self.tracks, alive) if a]
         return out
 
