@@ -137,3 +137,25 @@ def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
     assert errors and "not found" in str(errors[0])
     assert reports[0]["event"] == "error"
     assert controls[-1].kind == "stream.ended" and controls[-1].fields["reason"].startswith("error")
+
+
+def test_network_camera_is_live_reconnects_then_ends(tmp_path):
+    """A real MJPEG-over-HTTP camera on loopback, read as a live source; when it goes offline
+    the grabber tries to reconnect, then gives up with a clear reason."""
+    from tests.mjpeg_server import MjpegCamera
+
+    endpoint = f"ipc://{tmp_path}/f0"
+    with MjpegCamera(frames=30, fps=100) as camera:
+        release = threading.Event()
+        grabber = Grabber(GrabberSpec("cam", camera.url, endpoint, hwm=2, reconnect_attempts=2), release=release)
+        thread = threading.Thread(target=grabber.run)
+        thread.start()
+        frames, controls = _receive_all(endpoint, timeout_s=30)
+        release.set()
+        thread.join(10)
+    assert controls[0].kind == "stream.started" and controls[0].fields["live"] is True
+    assert controls[-1].kind == "stream.ended"
+    assert controls[-1].fields["reason"] == "error: source stopped answering"
+    assert grabber.stats.captured == 30
+    assert len(frames) + grabber.stats.dropped == 30
+    assert frames[0][0].image.shape == (120, 160, 3)
