@@ -152,3 +152,16 @@ def test_config_from_dict_validates_and_names_the_key():
         TrackerConfig.from_dict({"kalman": "gpu"})
     with pytest.raises(ConfigError, match="tracker.max_age"):
         TrackerConfig.from_dict({"max_age": 0})
+
+
+@pytest.mark.parametrize("oru", [True, False])
+def test_batched_and_filterpy_trackers_agree_on_a_real_sequence(shared_data, oru):
+    from tests.conftest import require
+    from vidtrack.commands.track_detections import track_sequence
+    from vidtrack.mot import read_detections
+
+    frames = read_detections(require(shared_data / "mot/sort-frcnn-det/TUD-Campus/det.txt"))
+    a, _ = track_sequence(frames, TrackerConfig(kalman="batched", oru=oru))
+    b, _ = track_sequence(frames, TrackerConfig(kalman="filterpy", oru=oru))
+    assert len(a) == len(b) > 200
+    np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6, atol=1e-4)

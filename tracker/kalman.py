@@ -169,8 +169,9 @@ class BatchedKalman:
         if len(rows):
             self.mean[rows], self.cov[rows] = update(self.mean[rows], self.cov[rows], z)
 
-    def set_state(self, row: int, mean: np.ndarray, cov: np.ndarray) -> None:
-        self.mean[row], self.cov[row] = mean, cov
+    def set_state(self, rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
+        """Overwrite the states at int rows[M] with mean [M,8], cov [M,8,8]."""
+        self.mean[rows], self.cov[rows] = mean, cov
 
 
 class FilterpyKalman:
@@ -219,9 +220,10 @@ class FilterpyKalman:
             f = self.filters[r]
             f.update(zi.reshape(4, 1), R=np.diag(measurement_noise_diag(f.x.T)[0]))
 
-    def set_state(self, row: int, mean: np.ndarray, cov: np.ndarray) -> None:
-        f = self.filters[row]
-        f.x, f.P = mean.reshape(8, 1).copy(), cov.copy()
+    def set_state(self, rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
+        for r, m, c in zip(rows, mean, cov):
+            f = self.filters[r]
+            f.x, f.P = m.reshape(8, 1).copy(), c.copy()
 
 
 def make_store(kind: str):

@@ -158,8 +158,8 @@ class Tracker:
         if cfg.oru:
             gaps = frame_index - np.fromiter((self.tracks[r].last_frame for r in rows), np.int64, len(rows))
             late = gaps > dt
-            for r, c, g in zip(rows[late], cols[late], gaps[late]):
-                self._re_update(r, z[c], int(g))
+            if late.any():
+                self._re_update(rows[late], z[cols[late]], gaps[late])
             self.kf.update(rows[~late], z[cols[~late]])
             mean, cov = self.kf.mean, self.kf.cov
             self._saved_mean[rows], self._saved_cov[rows] = mean[rows], cov[rows]
@@ -173,17 +173,19 @@ class Tracker:
             if use_app:
                 t.gallery.add(dets.embeddings[c])
 
-    def _re_update(self, row: int, z_new: np.ndarray, gap: int) -> None:
-        """OC-SORT ORU: from the state saved at the last observation, step frame by frame
-        along the straight line to the new observation, updating on virtual observations."""
-        t = self.tracks[row]
-        mean, cov = self._saved_mean[row][None], self._saved_cov[row][None]
-        z0 = t.last_z
-        for k in range(1, gap + 1):
-            mean, cov = K.predict(mean, cov, 1)
-            zk = z0 + (z_new - z0) * (k / gap)
-            mean, cov = K.update(mean, cov, zk[None])
-        self.kf.set_state(row, mean[0], cov[0])
+    def _re_update(self, rows: np.ndarray, z_new: np.ndarray, gaps: np.ndarray) -> None:
+        """OC-SORT ORU for tracks re-found after a gap: from the state saved at each one's
+        last observation, step frame by frame along the straight line to the new
+        observation z_new float[M,4] xyah, updating on the virtual observations (batched
+        over the M tracks; gaps int[M] frames)."""
+        mean, cov = self._saved_mean[rows].copy(), self._saved_cov[rows].copy()
+        z0 = np.array([self.tracks[r].last_z for r in rows])
+        for k in range(1, int(gaps.max()) + 1):
+            act = gaps >= k
+            m, c = K.predict(mean[act], cov[act], 1)
+            zk = z0[act] + (z_new[act] - z0[act]) * (k / gaps[act])[:, None]
+            mean[act], cov[act] = K.update(m, c, zk)
+        self.kf.set_state(rows, mean, cov)
 
     def _start_tracks(self, cols, dets, z, use_app, frame_index) -> None:
         cfg = self.config
