@@ -133,7 +133,7 @@ def test_snapshot_fields_and_types():
 
 
 @pytest.mark.parametrize("switch", [{"oru": False}, {"observation_recovery": True},
-                                    {"matching_cascade": True}, {"embedding_ema": None}])
+                                    {"matching_cascade": False}, {"embedding_ema": None}])
 def test_switches_keep_ids_in_the_bounce_with_appearance(switch):
     first, last = left_right_ids(TrackerConfig(appearance=True, **switch))
     assert first == last == (1, 2)

@@ -43,7 +43,7 @@ class TrackerConfig:
     Defaults were chosen once for all three MOT15 benchmark sequences (bench/tracker.py
     prints the ablation): ByteTrack-style score split 0.7 / 0.1, score-fused IoU with a
     0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on; with
-    appearance: one global assignment (no cascade), EMA 0.9 embeddings, cosine ceiling 0.3.
+    appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
     """
 
     max_age: int = 30
@@ -58,7 +58,7 @@ class TrackerConfig:
     gating_position_only: bool = False
     kalman: str = "batched"
     appearance: bool = True
-    matching_cascade: bool = False
+    matching_cascade: bool = True
     high_score_threshold: float = 0.7
     low_score_threshold: float = 0.1
     low_round_max_iou_distance: float = 0.5
