@@ -55,19 +55,25 @@ def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
+_Q_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 2 + [0.0, STD_WEIGHT_POSITION] + [STD_WEIGHT_VELOCITY] * 2
+                      + [0.0, STD_WEIGHT_VELOCITY])
+_R_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 2 + [0.0, STD_WEIGHT_POSITION])
+
+
 def process_noise_diag(mean: np.ndarray, dt: np.ndarray) -> np.ndarray:
-    """Diagonal of Q for a step of dt frames: float[T,8] (variance, scaled by height and dt)."""
-    h = mean[:, 3]
-    sp, sv = STD_WEIGHT_POSITION * h, STD_WEIGHT_VELOCITY * h
-    std = np.stack([sp, sp, np.full_like(h, 1e-2), sp, sv, sv, np.full_like(h, 1e-5), sv], axis=1)
+    """Diagonal of Q for a step of dt frames: float[T,8] (variance, scaled by height and dt).
+
+    std = weight * h for positions/velocities, 1e-2 (aspect) and 1e-5 (aspect velocity)."""
+    std = mean[:, 3:4] * _Q_WEIGHTS
+    std[:, 2], std[:, 6] = 1e-2, 1e-5
     return std**2 * np.asarray(dt, dtype=np.float64).reshape(-1, 1)
 
 
 def measurement_noise_diag(mean: np.ndarray) -> np.ndarray:
-    """Diagonal of R: float[T,4] variance of cx, cy, a, h, scaled by the predicted height."""
-    h = mean[:, 3]
-    s = STD_WEIGHT_POSITION * h
-    return np.stack([s, s, np.full_like(h, 1e-1), s], axis=1) ** 2
+    """Diagonal of R: float[T,4] variance of cx, cy, a, h (std h/20, aspect 1e-1)."""
+    std = mean[:, 3:4] * _R_WEIGHTS
+    std[:, 2] = 1e-1
+    return std**2
 
 
 def transition_matrix(dt: float) -> np.ndarray:

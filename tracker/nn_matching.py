@@ -59,3 +59,72 @@ def cosine_distance_matrix(galleries: list[Gallery], features: np.ndarray) -> np
     best = np.maximum.reduceat(sim, starts, axis=0)  # [len(have), N]
     out[have] = 1.0 - best
     return out
+
+
+class AppearanceBank:
+    """Appearance memory of all tracks of a stream, rows aligned with the tracker's tracks.
+
+    ema None: one budgeted :class:`Gallery` per track (nearest neighbour over the gallery).
+    ema alpha: one vector per track in an array float32[T, D], updated for all matched
+    tracks at once (vectorised). Rows start empty (distance 2) until a feature is added.
+    """
+
+    def __init__(self, budget: int = 100, ema: float | None = None) -> None:
+        self.budget, self.ema = budget, ema
+        self.galleries: list[Gallery] = []
+        self.vectors: np.ndarray | None = None  # float32[T, D] (EMA mode)
+        self.has = np.zeros(0, bool)  # bool[T]: row holds a feature
+
+    def __len__(self) -> int:
+        return len(self.has)
+
+    def append(self, n: int, features: np.ndarray | None = None) -> None:
+        """Add n rows, with their first features float32[n, D] or empty."""
+        if self.ema is None:
+            for i in range(n):
+                g = Gallery(self.budget)
+                if features is not None:
+                    g.add(features[i])
+                self.galleries.append(g)
+        else:
+            if features is not None and self.vectors is None:
+                self.vectors = np.zeros((len(self.has), features.shape[1]), np.float32)
+            if self.vectors is not None:
+                new = np.zeros((n, self.vectors.shape[1]), np.float32) if features is None else features
+                self.vectors = np.concatenate([self.vectors, np.asarray(new, np.float32)])
+        self.has = np.concatenate([self.has, np.full(n, features is not None)])
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Drop the rows where mask (bool[T]) is False."""
+        if self.ema is None:
+            self.galleries = [g for g, k in zip(self.galleries, mask) if k]
+        elif self.vectors is not None:
+            self.vectors = self.vectors[mask]
+        self.has = self.has[mask]
+
+    def add(self, rows: np.ndarray, features: np.ndarray) -> None:
+        """Record features float32[M, D] for the tracks at int rows[M]."""
+        if len(rows) == 0:
+            return
+        if self.ema is None:
+            for r, f in zip(rows.tolist(), features):
+                self.galleries[r].add(f)
+        else:
+            if self.vectors is None:
+                self.vectors = np.zeros((len(self.has), features.shape[1]), np.float32)
+            old = self.vectors[rows]
+            first = ~self.has[rows]
+            v = np.where(first[:, None], features, self.ema * old + (1.0 - self.ema) * features)
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            self.vectors[rows] = v
+        self.has[rows] = True
+
+    def distance(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Cosine distance float32[len(rows), N] of those tracks to features float32[N, D]."""
+        if self.ema is None:
+            return cosine_distance_matrix([self.galleries[r] for r in rows], features)
+        out = np.full((len(rows), len(features)), 2.0, np.float32)
+        if self.vectors is None or len(rows) == 0 or len(features) == 0:
+            return out
+        d = 1.0 - self.vectors[rows] @ np.asarray(features, np.float32).T
+        return np.where(self.has[rows][:, None], d, out)

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracker.nn_matching import Gallery
 
 TENTATIVE, CONFIRMED, DELETED = "tentative", "confirmed", "deleted"
 
@@ -31,7 +30,8 @@ class TrackSnapshot:
 
 
 class Track:
-    """Book-keeping of one track; its Kalman state lives in the tracker's store (same row).
+    """Book-keeping of one track; its Kalman state and appearance live in the tracker's
+    arrays (same row).
 
     A new track is tentative; it becomes confirmed after ``n_init`` matched frames. A
     tentative track that misses a frame is deleted; a confirmed one is deleted once
@@ -40,11 +40,11 @@ class Track:
 
     __slots__ = (
         "track_id", "class_id", "score", "state", "hits", "age", "time_since_update",
-        "gallery", "last_z", "last_frame",
+        "last_z", "last_frame",
     )
 
     def __init__(self, track_id: int, class_id: int, score: float, z: np.ndarray, frame: int,
-                 gallery: Gallery, n_init: int) -> None:
+                 n_init: int) -> None:
         self.track_id = track_id
         self.class_id = class_id
         self.score = score
@@ -52,7 +52,6 @@ class Track:
         self.hits = 1
         self.age = 0
         self.time_since_update = 0
-        self.gallery = gallery
         self.last_z = z  # float64[4] xyah of the last matched detection
         self.last_frame = frame
 

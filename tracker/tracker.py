@@ -17,7 +17,7 @@ from detector.types import Detections
 from tracker import kalman as K
 from tracker.config import TrackerConfig
 from tracker.linear_assignment import iou_matrix, matching_cascade, min_cost_matching
-from tracker.nn_matching import Gallery, cosine_distance_matrix
+from tracker.nn_matching import AppearanceBank
 from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
 
 _EMPTY_MATCH = np.zeros((0, 2), int)
@@ -42,6 +42,7 @@ class Tracker:
         # Kalman state right after each track's last update (rows as in the store; ORU)
         self._saved_mean = np.zeros((0, 8))
         self._saved_cov = np.zeros((0, 8, 8))
+        self.appearance = AppearanceBank(self.config.gallery_budget, self.config.embedding_ema)
 
     # ------------------------------------------------------------------ public
     def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
@@ -93,7 +94,7 @@ class Tracker:
         track_left = np.arange(T)
         if use_app:
             rows = np.flatnonzero(confirmed)
-            cost = cosine_distance_matrix([self.tracks[i].gallery for i in rows], dets.embeddings[high])
+            cost = self.appearance.distance(rows, dets.embeddings[high])
             cost = np.where(app_infeasible[np.ix_(rows, high)], np.inf, cost)
             if cfg.matching_cascade:
                 levels = tsu[rows] - dt + 1
@@ -165,13 +166,12 @@ class Tracker:
             self._saved_mean[rows], self._saved_cov[rows] = mean[rows], cov[rows]
         else:
             self.kf.update(rows, z[cols])
-        scores = dets.scores
+        if use_app:
+            self.appearance.add(rows, dets.embeddings[cols])
+        scores = dets.scores.tolist()
         n_init = cfg.n_init
         for r, c in zip(rows.tolist(), cols.tolist()):
-            t = self.tracks[r]
-            t.mark_hit(float(scores[c]), z[c], frame_index, n_init)
-            if use_app:
-                t.gallery.add(dets.embeddings[c])
+            self.tracks[r].mark_hit(scores[c], z[c], frame_index, n_init)
 
     def _re_update(self, rows: np.ndarray, z_new: np.ndarray, gaps: np.ndarray) -> None:
         """OC-SORT ORU for tracks re-found after a gap: from the state saved at each one's
@@ -198,11 +198,9 @@ class Tracker:
             base = len(self.tracks)
             self._saved_mean = np.concatenate([self._saved_mean, self.kf.mean[base:]])
             self._saved_cov = np.concatenate([self._saved_cov, self.kf.cov[base:]])
+        self.appearance.append(len(cols), dets.embeddings[cols] if use_app else None)
         for c in cols:
-            g = Gallery(cfg.gallery_budget, cfg.embedding_ema)
-            if use_app:
-                g.add(dets.embeddings[c])
-            t = Track(self._next_id, int(dets.class_ids[c]), float(dets.scores[c]), z[c], frame_index, g, cfg.n_init)
+            t = Track(self._next_id, int(dets.class_ids[c]), float(dets.scores[c]), z[c], frame_index, cfg.n_init)
             self._next_id += 1
             self.tracks.append(t)
 
@@ -211,6 +209,7 @@ class Tracker:
         out = self._snapshots(np.ones(len(self.tracks), bool))
         if not alive.all():
             self.kf.keep(alive)
+            self.appearance.keep(alive)
             if self.config.oru:
                 self._saved_mean, self._saved_cov = self._saved_mean[alive], self._saved_cov[alive]
             self.tracks = [t for t, a in zip(self.tracks, alive) if a]
