@@ -216,8 +216,12 @@ def export_saved_model(keras_path, out_dir) -> Path:
     if decode is None:
         raise ModelError(f"{keras_path}: no YoloDecode layer in the model graph")
     h, w = decode.input_size
-    model.export(str(out_dir), format="tf_saved_model",
-                 input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="images")])
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # keras prints the whole signature
+        model.export(str(out_dir), format="tf_saved_model",
+                     input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="images")])
     meta = {"input_size": [h, w], "class_names": decode.class_names, "anchors": decode.anchors,
             "source": str(keras_path)}
     (out_dir / META_FILE).write_text(json.dumps(meta, indent=1))

@@ -34,8 +34,9 @@ class TrainConfig:
     width: int = 16
     lr: float = 2e-3
     weight_decay: float = 5e-4
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 0.5
     val_images: int = 200  # val images scored after each epoch (0 = skip)
+    init: str | None = None  # .keras model to copy matching layer weights from (warm start)
 
 
 def _warmup_cosine(base_lr, warmup_steps, total_steps):
@@ -75,6 +76,26 @@ def box_sizes_on_input(items, img_size) -> np.ndarray:
         s = min(tw / w, th / h)
         sizes.append(labels[:, 3:5] * [w * s, h * s])
     return np.concatenate(sizes).astype(np.float32) if sizes else np.zeros((0, 2), np.float32)
+
+
+def init_from(model, path) -> int:
+    """Copy weights of same-named, same-shaped layers from the ``.keras`` model at ``path``."""
+    import keras
+
+    import detector.decode  # noqa: F401
+
+    src = keras.saving.load_model(str(path), compile=False)
+    copied = 0
+    for layer in model.layers:
+        try:
+            other = src.get_layer(layer.name)
+        except ValueError:
+            continue
+        w_new, w_old = layer.get_weights(), other.get_weights()
+        if w_new and len(w_new) == len(w_old) and all(a.shape == b.shape for a, b in zip(w_new, w_old)):
+            layer.set_weights(w_old)
+            copied += 1
+    return copied
 
 
 class _Checkpoint:
@@ -155,6 +176,9 @@ def train(data, out, config: TrainConfig | None = None, resume: bool = False, lo
     opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay, clipnorm=10.0)
     if resume:
         ckpt.restore(model, opt)
+    elif cfg.init:
+        copied = init_from(model, cfg.init)
+        log(f"warm start: copied {copied} layers from {cfg.init}")
     log(f"model {model.count_params():,} parameters, input {img_size[0]}x{img_size[1]}, "
         f"{len(train_items)} train / {len(val_items)} val images, {steps_per_epoch} steps/epoch")
     num_classes = len(ds.names)

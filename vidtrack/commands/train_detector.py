@@ -36,6 +36,7 @@ def register(subparsers) -> None:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--val-images", type=int, default=200, help="val images scored after each epoch (0 = none)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", metavar="MODEL", help="warm start: copy matching layers from this .keras model")
     p.add_argument("--resume", action="store_true", help="continue from OUT.ckpt/")
     p.set_defaults(func=run)
 
@@ -65,7 +66,7 @@ def run(args) -> int:
     from detector.train import TrainConfig, train
 
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, img_size=tuple(args.img_size), seed=args.seed,
-                      width=args.width, lr=args.lr, val_images=args.val_images)
+                      width=args.width, lr=args.lr, val_images=args.val_images, init=args.init)
     _, history = train(data, args.out, cfg, resume=args.resume, log=lambda m: print(m, flush=True))
     last = history[-1] if history else {}
     print(f"saved {args.out}" + (f"  (val mAP@0.5 {last['val_map50']:.4f})" if "val_map50" in last else ""))
