@@ -110,10 +110,17 @@ class _Exporter:
                 self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
         for t in model.outputs:
             self.consumers[id(t)] = self.consumers.get(id(t), 0) + 1
+        decodes = [layer for layer in layers if isinstance(layer, YoloDecode)]
+        if len(decodes) != 1:
+            raise ModelError(f"model must have exactly one YoloDecode layer, found {len(decodes)}")
+        decode_layer = decodes[0]
+        heads = list(nodes[decode_layer.name].input_tensors)
+        self.yolo_done = 0
         decode = None
         for layer in layers:
             node = nodes[layer.name]
             ins, outs = list(node.input_tensors), list(node.output_tensors)
+            self.emit_ready_yolos(decode_layer, heads)
             if isinstance(layer, YoloDecode):
                 decode = (layer, ins)
                 continue
@@ -273,16 +280,29 @@ class _Exporter:
             raise ModelError(f"layer {layer.name!r}: pooling cannot be expressed with Darknet padding")
         self.emit("maxpool", {"size": k, "stride": s, "padding": found}, out)
 
-    def yolo(self, decode, heads):
+    def emit_ready_yolos(self, decode, heads):
+        """Emit [yolo] right after its head conv (Darknet style) while that keeps the decode's head order."""
+        while self.yolo_done < len(heads):
+            head = heads[self.yolo_done]
+            r = self.ref.get(id(head))
+            if not isinstance(r, int) or r != len(self.sections) - 1 or not self.single_use(head):
+                return
+            self.yolo_section(decode, self.yolo_done)
+
+    def yolo_section(self, decode, k):
         all_anchors = [a for head in decode.anchors for a in head]
         flat = ",  ".join(f"{w:g},{h:g}" for w, h in all_anchors)
-        start = 0
-        for head, anchors, sxy in zip(heads, decode.anchors, decode.scale_x_y):
-            self.as_previous(head, decode)
-            mask = ",".join(str(start + j) for j in range(len(anchors)))
-            start += len(anchors)
-            self.emit("yolo", {"mask": mask, "anchors": flat, "classes": decode.num_classes,
-                               "num": len(all_anchors), "scale_x_y": f"{sxy:g}"})
+        start = sum(len(a) for a in decode.anchors[:k])
+        mask = ",".join(str(start + j) for j in range(len(decode.anchors[k])))
+        self.emit("yolo", {"mask": mask, "anchors": flat, "classes": decode.num_classes,
+                           "num": len(all_anchors), "scale_x_y": f"{decode.scale_x_y[k]:g}"})
+        self.yolo_done = k + 1
+
+    def yolo(self, decode, heads):
+        self.emit_ready_yolos(decode, heads)
+        for k in range(self.yolo_done, len(heads)):
+            self.as_previous(heads[k], decode)
+            self.yolo_section(decode, k)
 
     def cfg_text(self) -> str:
         h, w, c = self.model.inputs[0].shape[1:]

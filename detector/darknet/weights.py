@@ -117,9 +117,11 @@ def write_weights(path, net: Plan, convs: dict[int, ConvWeights], header=DEFAULT
 
 
 def random_weights(net: Plan, seed: int = 0) -> dict[int, ConvWeights]:
-    """Realistic random parameters: He-scaled kernels, BN gamma ~ 1, positive variances, small biases."""
+    """Realistic random parameters: He-scaled kernels, BN gamma ~ 1, positive variances, small biases;
+    YOLO head biases start objectness near sigmoid(-2) and classes near sigmoid(-1), as trained heads do."""
     rng = np.random.default_rng(seed)
     convs = {}
+    heads = {y.inputs[0]: y for y in net.yolos}
     for spec in net.convs:
         shape = kernel_shape(spec)
         out, fan_in = shape[0], int(np.prod(shape[1:]))
@@ -132,8 +134,13 @@ def random_weights(net: Plan, seed: int = 0) -> dict[int, ConvWeights]:
                 mean=rng.normal(0.0, 0.1, out).astype(np.float32),
                 var=rng.uniform(0.5, 1.5, out).astype(np.float32),
             )
-        else:  # detection heads: keep logits moderate
-            convs[spec.index] = ConvWeights(rng.normal(0.0, 0.5, out).astype(np.float32), kernel * 0.5)
+        else:
+            biases = rng.normal(0.0, 0.5, out).astype(np.float32)
+            if spec.index in heads:  # like a trained head: few cells with objects, few likely classes
+                t = biases.reshape(len(heads[spec.index].params["mask"]), -1)
+                t[:, 4] -= 2.0
+                t[:, 5:] -= 1.0
+            convs[spec.index] = ConvWeights(biases, kernel)
     return convs
 
 
