@@ -28,17 +28,27 @@ CHI2INV95 = {1: 3.8415, 2: 5.9915, 3: 7.8147, 4: 9.4877}
 def xyxy_to_xyah(boxes: np.ndarray) -> np.ndarray:
     """float[N,4] pixel x1,y1,x2,y2 -> float64[N,4] cx, cy, aspect w/h, h."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = np.empty_like(b)
     w = b[:, 2] - b[:, 0]
     h = np.maximum(b[:, 3] - b[:, 1], 1e-6)
-    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w / h, h], axis=1)
+    out[:, 0] = b[:, 0] + w / 2
+    out[:, 1] = b[:, 1] + h / 2
+    out[:, 2] = w / h
+    out[:, 3] = h
+    return out
 
 
 def xyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
     """float[N,>=4] cx, cy, a, h -> float64[N,4] pixel x1,y1,x2,y2."""
     m = np.asarray(xyah, dtype=np.float64)
-    w = m[:, 2] * m[:, 3]
-    h = m[:, 3]
-    return np.stack([m[:, 0] - w / 2, m[:, 1] - h / 2, m[:, 0] + w / 2, m[:, 1] + h / 2], axis=1)
+    out = np.empty((len(m), 4))
+    half_w = m[:, 2] * m[:, 3] / 2
+    half_h = m[:, 3] / 2
+    out[:, 0] = m[:, 0] - half_w
+    out[:, 1] = m[:, 1] - half_h
+    out[:, 2] = m[:, 0] + half_w
+    out[:, 3] = m[:, 1] + half_h
+    return out
 
 
 # ---------------------------------------------------------------- the maths, vectorised

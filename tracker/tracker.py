@@ -222,7 +222,6 @@ class Tracker:
         boxes = K.xyah_to_xyxy(mean[:, :4]).astype(np.float32)
         vel = mean[:, 4:6].astype(np.float32)
         return [
-            TrackSnapshot(t.track_id, t.class_id, boxes[i], t.score, vel[i], t.state,
-                          t.time_since_update, t.hits, t.age)
-            for i, t in enumerate(self.tracks) if mask[i]
+            TrackSnapshot(t.track_id, t.class_id, b, t.score, v, t.state, t.time_since_update, t.hits, t.age)
+            for t, b, v, keep in zip(self.tracks, boxes, vel, mask) if keep
         ]
