@@ -77,3 +77,18 @@ def test_mot_to_yolo_on_real_sequence(shared_data, tmp_path):
     # first frame: same count as the gt rows of frame 1
     rows = np.loadtxt(seq / "gt" / "gt.txt", delimiter=",")
     assert len(items[0][1]) == int(np.sum(rows[:, 0] == 1))
+
+
+def test_mot_to_yolo_command_writes_a_trainable_dataset(shared_data, tmp_path):
+    from detector.dataset import YoloDataset
+    from vidtrack.cli import main
+
+    mot = require(shared_data / "mot")
+    out = tmp_path / "persons"
+    rc = main(["mot-to-yolo", str(out), "--train", str(mot / "TUD-Stadtmitte"), str(mot / "KITTI-17"),
+               "--val", str(mot / "TUD-Campus"), "--frame-step", "20"])
+    assert rc == 0
+    ds = YoloDataset.open(out)
+    assert ds.names == ["person"]
+    assert len(ds.items("train")) == 9 + 8  # 179 and 145 frames, every 20th
+    assert len(ds.items("val")) == 4

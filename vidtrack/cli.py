@@ -20,6 +20,7 @@ COMMANDS = [
     "generate",
     "train_detector",
     "eval_detector",
+    "mot_to_yolo",
     "detect",
     "track_detections",
     "eval_tracks",
