@@ -14,7 +14,8 @@ black crop for a learned model.
 ``load_embedder(spec)`` turns a config/CLI string into an embedder:
 ``None``/``"none"`` -> None, ``"histogram"`` -> :class:`ColourHistogramEmbedder`,
 ``"default"`` -> the shipped ``models/embedder.keras`` (histogram with a warning if it is
-absent), a path to a ``.keras`` file -> :class:`detector.embedder.KerasEmbedder`.
+absent), a path to a ``.keras`` file -> :class:`detector.embedder.KerasEmbedder`, and
+``"A+B"`` (e.g. ``"default+histogram"``) -> :class:`FusedEmbedder` of the parts, equal weight.
 """
 from __future__ import annotations
 
@@ -146,11 +147,36 @@ class ColourHistogramEmbedder:
         return l2_normalise(np.sqrt(hist))
 
 
+class FusedEmbedder:
+    """Concatenation of several embedders' unit vectors, each scaled by sqrt(weight) and the
+    whole re-normalised: the cosine similarity of two fused vectors is the weighted mean of the
+    parts' cosine similarities (weights sum to 1). dim = sum of the parts' dims."""
+
+    def __init__(self, parts: Sequence[Embedder], weights: Sequence[float] | None = None):
+        if len(parts) < 2:
+            raise ModelError("a fused embedder needs at least two parts")
+        w = np.full(len(parts), 1.0 / len(parts)) if weights is None else np.asarray(weights, np.float64)
+        if len(w) != len(parts) or np.any(w <= 0):
+            raise ModelError(f"fused embedder weights must be positive, one per part, got {weights!r}")
+        self.parts, self.scales = list(parts), np.sqrt(w / w.sum()).astype(np.float32)
+        self.dim = int(sum(p.dim for p in self.parts))
+
+    def embed(self, images: Sequence[np.ndarray], boxes: Sequence[np.ndarray]) -> list[np.ndarray]:
+        per_part = [p.embed(images, boxes) for p in self.parts]
+        return [l2_normalise(np.concatenate([s * e[i] for s, e in zip(self.scales, per_part)], axis=1))
+                for i in range(len(images))]
+
+
 def load_embedder(spec: str | None) -> Embedder | None:
     """Build an embedder from a config/CLI spec (see the module docstring)."""
     if spec is None or str(spec).strip().lower() in ("", "none"):
         return None
     s = str(spec).strip()
+    if "+" in s:
+        names = [part.strip() for part in s.split("+")]
+        if any(n.lower() in ("", "none") for n in names):
+            raise ModelError(f"every part of a fused embedder spec must name an embedder, got {spec!r}")
+        return FusedEmbedder([load_embedder(n) for n in names])
     if s.lower() == "histogram":
         return ColourHistogramEmbedder()
     if s.lower() == "default":
@@ -160,7 +186,7 @@ def load_embedder(spec: str | None) -> Embedder | None:
         s = str(DEFAULT_MODEL)
     path = Path(s).expanduser()
     if path.suffix != ".keras":
-        raise ModelError(f"embedder must be 'none', 'histogram', 'default' or a .keras file, got {spec!r}")
+        raise ModelError(f"embedder must be 'none', 'histogram', 'default', a .keras file or 'A+B', got {spec!r}")
     if not path.is_file():
         raise ModelError(f"embedder model not found: {path}")
     from detector.embedder import KerasEmbedder  # imports TensorFlow only when needed

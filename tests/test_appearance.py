@@ -87,3 +87,25 @@ def test_load_embedder_specs(tmp_path):
         load_embedder(str(tmp_path / "missing.keras"))
     with pytest.raises(ModelError):
         load_embedder("resnet")
+
+
+def test_fused_embedder_averages_the_parts_cosines():
+    from detector.appearance import FusedEmbedder
+
+    img = _scene()
+    boxes = np.array([[30, 40, 90, 200], [200, 40, 260, 200], [35, 45, 95, 195]], np.float32)
+    coarse = ColourHistogramEmbedder(hue_bins=4, sat_bins=2, value_bins=2)
+    fine = ColourHistogramEmbedder()
+    fused = load_embedder("histogram+histogram")
+    assert isinstance(fused, FusedEmbedder) and fused.dim == 2 * fine.dim
+    mixed = FusedEmbedder([coarse, fine], weights=[1, 3])
+    (e,) = mixed.embed([img], [boxes])
+    assert e.shape == (3, coarse.dim + fine.dim)
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    (a,), (b,) = coarse.embed([img], [boxes]), fine.embed([img], [boxes])
+    expected = 0.25 * (a @ a.T) + 0.75 * (b @ b.T)
+    np.testing.assert_allclose(e @ e.T, expected, atol=1e-5)
+    with pytest.raises(ModelError):
+        load_embedder("histogram+")
+    with pytest.raises(ModelError):
+        FusedEmbedder([coarse, fine], weights=[1, -1])

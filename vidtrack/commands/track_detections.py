@@ -128,7 +128,7 @@ def register(subparsers) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--frames", help="image folder (img1/) to compute embeddings from")
     src.add_argument("--video", help="video file to compute embeddings from")
-    p.add_argument("--embedder", default="default", help="embedder spec for --frames/--video (none|histogram|default|file.keras)")
+    p.add_argument("--embedder", default="default", help="embedder spec for --frames/--video (none|histogram|default|file.keras|A+B)")
     p.add_argument("-o", "--output", required=True, help="MOT txt to write")
     p.add_argument("--config", help="config.toml with a [tracker] table")
     p.add_argument("--min-score", type=float, default=None, help="drop detections below this score")
