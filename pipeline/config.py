@@ -56,7 +56,7 @@ class DetectorConfig:
     batch_size: int = 8
     batch_wait_ms: float = 2.0
     workers: int = 1  # detector processes pulling from the same frame sockets
-    threads: int = 0  # TensorFlow intra-op threads per process, 0 = default
+    threads: int = 0  # TensorFlow intra-op threads per process, 0 = all cores but one
 
 
 @dataclass

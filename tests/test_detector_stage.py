@@ -68,3 +68,12 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, de
         assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 48).all()
     assert stage.stats.bad_messages == 2
     assert stage.stats.frames == 4 and stage.stats.batches <= 2  # batched across streams
+
+
+def test_detector_threads_leave_a_core_for_decoding():
+    from detector.stage import detector_threads
+
+    assert detector_threads(0, cpu_count=2) == 1
+    assert detector_threads(0, cpu_count=16) == 15
+    assert detector_threads(0, cpu_count=1) == 1
+    assert detector_threads(3, cpu_count=2) == 3
