@@ -15,6 +15,7 @@ two nearest neighbour cells (this needs ``scale_x_y = 2`` in the decode).
 """
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,15 @@ class YoloDataset:
         if split not in self.splits:
             raise VidtrackError(f"dataset {self.root} has no '{split}' split")
         return read_split(self.splits[split])
+
+
+def write_dataset_toml(root, names, comment: str) -> Path:
+    """Write ROOT/dataset.toml naming the classes and the ``train``/``val`` split folders
+    (the file :meth:`YoloDataset.open` reads); returns its path."""
+    path = Path(root) / "dataset.toml"
+    quoted = ", ".join(json.dumps(str(n)) for n in names)
+    path.write_text(f'# {comment}\nnames = [{quoted}]\ntrain = "train"\nval = "val"\n')
+    return path
 
 
 def read_split(split_dir) -> list[tuple[Path, np.ndarray]]:

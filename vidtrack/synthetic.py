@@ -440,9 +440,8 @@ def write_yolo_dataset(out_dir, n_train_images: int, n_val_images: int, seed: in
                     bar.update(1)
         if bar:
             bar.close()
-    names = ", ".join(f'"{n}"' for n in CLASS_NAMES)
-    (out / "dataset.toml").write_text(
-        "# vidtrack YOLO-format dataset: <split>/images/*.jpg + <split>/labels/*.txt (class cx cy w h, 0..1)\n"
-        f'names = [{names}]\ntrain = "train"\nval = "val"\n'
-    )
+    from detector.dataset import write_dataset_toml
+
+    write_dataset_toml(out, CLASS_NAMES, "vidtrack YOLO-format dataset: <split>/images/*.jpg + "
+                                         "<split>/labels/*.txt (class cx cy w h, 0..1)")
     return out

@@ -19,6 +19,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from detector.dataset import write_dataset_toml
     from detector.evaluate import mot_to_yolo
     from vidtrack.errors import ConfigError
 
@@ -29,8 +30,6 @@ def run(args) -> int:
     for split, seqs in (("train", args.train), ("val", args.val)):
         counts[split] = sum(mot_to_yolo(s, out / split, frame_step=args.frame_step,
                                         min_visibility=args.min_visibility) for s in seqs)
-    (out / "dataset.toml").write_text(
-        "# vidtrack YOLO-format dataset converted from MOTChallenge sequences\n"
-        'names = ["person"]\ntrain = "train"\nval = "val"\n')
-    print(f"wrote {out / 'dataset.toml'}: {counts['train']} train + {counts['val']} val images")
+    path = write_dataset_toml(out, ["person"], "vidtrack YOLO-format dataset converted from MOTChallenge sequences")
+    print(f"wrote {path}: {counts['train']} train + {counts['val']} val images")
     return 0
