@@ -102,6 +102,8 @@ class Detector:
             boxes, obj, cls_p = model(x, training=False)
             return boxes, obj, cls_p
 
+        if not jit_compile:
+            predict = _frozen(predict.get_concrete_function(tf.TensorSpec([None, h, w, 3], tf.float32)))
         return cls(predict, (h, w), decode.class_names, conf_threshold, iou_threshold, resize,
                    max_detections, model=model)
 
@@ -120,9 +122,10 @@ class Detector:
         except Exception as exc:
             raise ModelError(f"cannot load SavedModel {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
         names = meta.get("output_names")
+        frozen = _frozen(serve)
 
         def predict(x):
-            out = serve(tf.convert_to_tensor(x))
+            out = frozen(tf.convert_to_tensor(x))
             if isinstance(out, dict):
                 keys = names or sorted(out)
                 out = [out[k] for k in keys]
@@ -194,6 +197,32 @@ class Detector:
         s = scores[rows, cols]
         keep = nms(b, s, cols, self.iou_threshold, self.max_detections)
         return Detections(transform.to_original(b[keep]), s[keep], cols[keep].astype(np.int32))
+
+
+def _frozen(concrete_fn):
+    """``concrete_fn`` with its variables folded into constants.
+
+    With constant filters TensorFlow's graph optimiser fuses each convolution with its bias
+    and activation and oneDNN caches the filter's packed layout, instead of repacking the
+    variable on every call: yolov4-tiny at batch 1 on 2 cores goes from 11 to 16-20 frames/s
+    (bench/detector.py). The returned callable keeps ``concrete_fn``'s outputs (a list or a
+    dict, as the original). Falls back to ``concrete_fn`` if this TensorFlow lacks the
+    converter (it lives in ``tensorflow.python``)."""
+    try:
+        from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+    except ImportError:  # pragma: no cover - depends on the TensorFlow build
+        return concrete_fn
+    frozen = convert_variables_to_constants_v2(concrete_fn)
+    structured = concrete_fn.structured_outputs
+
+    def call(x):
+        import tensorflow as tf
+
+        flat = frozen(tf.convert_to_tensor(x, tf.float32))
+        return tf.nest.pack_sequence_as(structured, flat)
+
+    call.frozen_graph = frozen
+    return call
 
 
 def _padded_batch(n: int) -> int:
