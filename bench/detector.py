@@ -2,8 +2,10 @@
 
 For yolov4-tiny (random weights) and the real Yolo-Fastest 1.1 body model, both at
 416x416 (the Yolo-Fastest cfg's 320 is rewritten to 416 for both sides), prints network
-frames/s at batch 1 and 8 (same input blob; vidtrack: tf.function, and with XLA
-``jit_compile=True``; OpenCV: ``net.forward`` of the yolo outputs), their ratio, and whether
+frames/s at batch 1 and 8 (same input blob; vidtrack: the frozen graph ``Detector`` runs,
+on TensorFlow's oneDNN kernels, and a tf.function with XLA ``jit_compile=True``; OpenCV:
+``net.forward`` of the yolo outputs, and the same with its Winograd 3x3 convolutions
+turned off, to show where its speed comes from), their ratios, and whether
 the final boxes (score threshold + class-aware NMS) on the Darknet sample images and MOT
 frames are identical. Then the person AP@0.5 (pycocotools) of the imported Yolo-Fastest
 body model at its native 320x320 on TUD-Campus, TUD-Stadtmitte and KITTI-17.
@@ -25,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import detector  # noqa: E402,F401  (TensorFlow environment defaults, before TensorFlow loads)
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
@@ -53,12 +56,15 @@ _COMPILED = {}
 
 
 def vidtrack_rate(model, x, seconds, jit):
-    """Frames/s of the Keras graph (tf.function, optionally XLA) on a fixed batch ``x``."""
+    """Frames/s of the network as ``Detector`` runs it (frozen graph on oneDNN; or with
+    ``jit`` a tf.function compiled by XLA) on a fixed batch ``x``."""
     import tensorflow as tf
+
+    from detector.runtime import Detector
 
     key = (id(model), x.shape, jit)
     if key not in _COMPILED:
-        fn = tf.function(lambda t: model(t, training=False), jit_compile=jit, reduce_retracing=False)
+        fn = Detector.from_model(model, jit_compile=jit)._predict_fn
         _COMPILED[key] = fn
         [o.numpy() for o in fn(tf.constant(x))]  # trace / compile outside the timing
     fn, t = _COMPILED[key], tf.constant(x)
@@ -70,22 +76,26 @@ def vidtrack_rate(model, x, seconds, jit):
     return n * len(x) / (time.perf_counter() - t0)
 
 
-def opencv_rate(cfg, weights, blob, seconds, threads):
-    """Frames/s of OpenCV 4 ``net.forward`` (yolo outputs) on the same blob, in its own venv."""
-    probe = cv4.run(cfg, weights, "time", blob, threads=threads, warmup=1, repeats=2)["seconds"]
+def opencv_rate(cfg, weights, blob, seconds, threads, winograd=True):
+    """Frames/s of OpenCV 4 ``net.forward`` (yolo outputs) on the same blob, in its own venv.
+    ``winograd=False`` turns off OpenCV's Winograd F(6x6, 3x3) 3x3 convolutions (its default)."""
+    probe = cv4.run(cfg, weights, "time", blob, threads=threads, warmup=1, repeats=2, winograd=winograd)["seconds"]
     repeats = max(3, int(seconds / max(float(np.median(probe)), 1e-3)))
-    secs = cv4.run(cfg, weights, "time", blob, threads=threads, warmup=2, repeats=repeats)["seconds"]
+    secs = cv4.run(cfg, weights, "time", blob, threads=threads, warmup=2, repeats=repeats,
+                   winograd=winograd)["seconds"]
     return len(blob) / float(np.mean(secs))
 
 
 def interleaved(model, cfg, weights, x, seconds, threads, rounds):
-    """Median frames/s over ``rounds`` of (vidtrack, vidtrack+XLA, OpenCV) measured back to back,
-    so that the load of this shared machine hits all three alike."""
-    runs = {"plain": [], "xla": [], "opencv": []}
+    """Median frames/s over ``rounds`` of (vidtrack, vidtrack+XLA, OpenCV, OpenCV without
+    Winograd) measured back to back, so that the load of this shared machine hits all alike."""
+    runs = {"plain": [], "xla": [], "opencv": [], "direct": []}
+    blob = cv4.nhwc_to_blob(x)
     for _ in range(rounds):
         runs["plain"].append(vidtrack_rate(model, x, seconds, jit=False))
         runs["xla"].append(vidtrack_rate(model, x, seconds, jit=True))
-        runs["opencv"].append(opencv_rate(cfg, weights, cv4.nhwc_to_blob(x), seconds, threads))
+        runs["opencv"].append(opencv_rate(cfg, weights, blob, seconds, threads))
+        runs["direct"].append(opencv_rate(cfg, weights, blob, seconds / 2, threads, winograd=False))
     return {k: float(np.median(v)) for k, v in runs.items()}
 
 
@@ -99,11 +109,11 @@ def boxes_identical(model, cfg, weights, images, conf):
     for i, (d, tr) in enumerate(zip(det.detect(images), transforms)):
         ob = tr.to_original(theirs[f"boxes{i}"])
         total += len(d)
-        if len(d) != len(ob) or (len(d) and not (d.class_ids == theirs[f"classes{i}"]).all()):
+        diff = cv4.max_box_difference(d.boxes, d.class_ids, ob, theirs[f"classes{i}"])
+        if not np.isfinite(diff):
             same = False
             continue
-        if len(d):
-            worst = max(worst, float(np.abs(d.boxes - ob).max()))
+        worst = max(worst, diff)
     return same and worst < 0.5, total, worst
 
 
@@ -164,15 +174,15 @@ def main():
     rng = np.random.default_rng(0)
     print(f"(medians of {args.rounds} interleaved rounds of {args.seconds:g} s each)")
     print(f"\n{'model':<30}{'batch':>6}{'vidtrack fps':>14}{'+XLA fps':>10}{'OpenCV fps':>12}"
-          f"{'ratio':>8}{'XLA ratio':>10}")
+          f"{'ratio':>8}{'XLA ratio':>10}{'OpenCV no-Winograd':>20}{'ratio':>7}")
     for name, cfg, weights, names, conf in cases:
         model = import_darknet(cfg, weights, names)
         for batch in (1, 8):
             x = rng.random((batch, SIZE, SIZE, 3), dtype=np.float32)
             r = interleaved(model, cfg, weights, x, args.seconds, args.threads, args.rounds)
-            plain, xla, ocv = r["plain"], r["xla"], r["opencv"]
-            print(f"{name:<30}{batch:>6}{plain:>14.1f}{xla:>10.1f}{ocv:>12.1f}{plain / ocv:>8.2f}{xla / ocv:>10.2f}",
-                  flush=True)
+            plain, xla, ocv, direct = r["plain"], r["xla"], r["opencv"], r["direct"]
+            print(f"{name:<30}{batch:>6}{plain:>14.1f}{xla:>10.1f}{ocv:>12.1f}{plain / ocv:>8.2f}{xla / ocv:>10.2f}"
+                  f"{direct:>20.1f}{plain / direct:>7.2f}", flush=True)
         same, total, worst = boxes_identical(model, cfg, weights, images, conf)
         print(f"{name:<30} final boxes on {len(images)} images (conf {conf}): "
               f"{'IDENTICAL' if same else 'DIFFERENT'} to OpenCV ({total} boxes, max corner diff {worst:.4f} px)",

@@ -20,6 +20,8 @@ def _net(job):
     net = cv2.dnn.readNetFromDarknet(job["cfg"], job["weights"])
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
+    if "winograd" in job and hasattr(net, "enableWinograd"):
+        net.enableWinograd(bool(job["winograd"]))
     return net
 
 
