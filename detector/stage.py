@@ -78,7 +78,9 @@ class DetectorStage:
         self.report = report or (lambda **kw: None)
         self.stats = DetectorStats()
         self._factory = SocketFactory(spec.security)
-        self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=spec.hwm)
+        # Each grabber's pipe must be able to hold a whole batch: with the receive queue at
+        # hwm=4 a single stream reached the network 3.9 frames at a time (bench/pipeline.py).
+        self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=max(spec.hwm, spec.batch_size))
         self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
 
     def _receive_batch(self) -> list:
