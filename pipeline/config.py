@@ -31,6 +31,7 @@ class SourceConfig:
     max_frames: int = 0  # 0 = whole source
     stall_seconds: float = 5.0
     reconnect_attempts: int = 3
+    decode_threads: int = 1  # FFmpeg decoding threads for files/URLs (0 = OpenCV's default, one per core)
 
 
 @dataclass
@@ -188,6 +189,8 @@ def _build_source(raw: Any, i: int) -> SourceConfig:
         raise ConfigError(f"sources[{i}].id: {source.id!r} must be 1-64 letters, digits, '_', '-' or '.'")
     if source.max_frames < 0:
         raise ConfigError(f"sources[{i}].max_frames: must be >= 0, got {source.max_frames}")
+    if source.decode_threads < 0:
+        raise ConfigError(f"sources[{i}].decode_threads: must be >= 0, got {source.decode_threads}")
     return source
 
 

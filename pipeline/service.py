@@ -131,7 +131,8 @@ class Service:
     def _grabber_specs(self) -> list[GrabberSpec]:
         return [GrabberSpec(stream_id=s.id, url=s.url, endpoint=ep, security=self.security, encoding=s.encoding,
                             hwm=self.config.transport.hwm, live=s.live, stall_seconds=s.stall_seconds,
-                            reconnect_attempts=s.reconnect_attempts, max_frames=s.max_frames)
+                            reconnect_attempts=s.reconnect_attempts, max_frames=s.max_frames,
+                            decode_threads=s.decode_threads)
                 for s, ep in zip(self.config.sources, self.endpoints.frames)]
 
     def _detector_spec(self) -> DetectorStageSpec:

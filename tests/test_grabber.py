@@ -51,6 +51,18 @@ def test_missing_file_gives_clear_error(tmp_path):
         VideoSource(str(tmp_path / "nope.mp4"))
 
 
+def test_decode_threads_set_and_frames_unchanged(tmp_path):
+    import cv2
+
+    video = write_test_video(tmp_path / "clip.avi", frames=12)
+    one, default = VideoSource(str(video), decode_threads=1), VideoSource(str(video), decode_threads=0)
+    assert one._cap.get(cv2.CAP_PROP_N_THREADS) == 1
+    for _ in range(12):
+        a, b = one.read(), default.read()
+        np.testing.assert_array_equal(a[1], b[1])
+    assert one.read() is None and default.read() is None
+
+
 def test_unreadable_file_gives_clear_error(tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"this is not a video" * 100)

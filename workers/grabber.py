@@ -38,6 +38,7 @@ class GrabberSpec:
     stall_seconds: float = 5.0
     reconnect_attempts: int = 3
     max_frames: int = 0  # 0 = no limit
+    decode_threads: int = 1  # FFmpeg threads (0 = OpenCV's default)
     hold_open_s: float = 120.0  # longest wait for downstream after the end marker
 
 
@@ -89,7 +90,7 @@ class Grabber:
     def run(self) -> GrabberStats:
         reason = "eof"
         try:
-            source = VideoSource(self.spec.url)
+            source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
         except SourceError as exc:
             self.report(event="error", message=str(exc))
             self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=0, reason=f"error: {exc}", dropped=0)
@@ -156,7 +157,7 @@ class Grabber:
                     time.sleep(min(2.0 ** attempts * 0.1, 2.0))
                     try:
                         src.close()
-                        src = VideoSource(self.spec.url)
+                        src = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
                     except SourceError as exc:
                         log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempts, exc)
                     continue
