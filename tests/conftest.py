@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import detector  # noqa: F401  (TensorFlow environment defaults, before any test module loads TensorFlow)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

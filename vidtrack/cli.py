@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 
 COMMANDS = [
@@ -49,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import detector  # noqa: F401  (TensorFlow environment defaults, before any command loads TensorFlow)
+
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
