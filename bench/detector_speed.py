@@ -2,7 +2,7 @@
 
 1. NMS: detector.nms.nms vs cv2.dnn.NMSBoxesBatched (same inputs; also checks they keep the same boxes)
 2. Preprocessing: detector.letterbox (stretch) vs cv2.dnn.blobFromImages for a batch of 8 frames
-3. Model: Detector.detect frames/s at batch 1 and 8, tf.function vs tf.function(jit_compile=True)
+3. Model: Detector.detect frames/s at batch 1 and 8, the default frozen graph vs an XLA tf.function (jit_compile=True)
 
 Usage: .venv/bin/python bench/detector_speed.py [--model models/detector-synthetic.keras] [--seconds 3]
 """
