@@ -15,10 +15,7 @@ objectness x class probability (Darknet), keeps per-class candidates above
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
@@ -125,7 +122,7 @@ class Detector:
         frozen = _frozen(serve)
 
         def predict(x):
-            out = frozen(tf.convert_to_tensor(x))
+            out = frozen(x)
             if isinstance(out, dict):
                 keys = names or sorted(out)
                 out = [out[k] for k in keys]
@@ -221,7 +218,6 @@ def _frozen(concrete_fn):
         flat = frozen(tf.convert_to_tensor(x, tf.float32))
         return tf.nest.pack_sequence_as(structured, flat)
 
-    call.frozen_graph = frozen
     return call
 
 

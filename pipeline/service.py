@@ -39,9 +39,6 @@ SHUTDOWN_TIMEOUT_S = 30.0
 def _child(target, args: tuple, report_queue, verbose: bool) -> None:
     """Entry point of every child process: ignore Ctrl-C, report crashes to the supervisor."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     try:
