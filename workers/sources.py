@@ -56,12 +56,11 @@ class VideoSource:
         if self.kind == "network":
             ms = int(open_timeout_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        if self.kind != "camera" and decode_threads > 0:
-            params += [cv2.CAP_PROP_N_THREADS, int(decode_threads)]
-        self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
-        if not self._cap.isOpened() and decode_threads > 0 and self.kind != "camera":
+        threads = [cv2.CAP_PROP_N_THREADS, int(decode_threads)] if self.kind != "camera" and decode_threads > 0 else []
+        self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params + threads)
+        if threads and not self._cap.isOpened():
             # a backend that does not take the thread count refuses to open: try without it
-            self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params[:-2])
+            self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
         if not self._cap.isOpened():
             raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
         width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
