@@ -109,7 +109,7 @@ def boxes_identical(model, cfg, weights, images, conf):
     for i, (d, tr) in enumerate(zip(det.detect(images), transforms)):
         ob = tr.to_original(theirs[f"boxes{i}"])
         total += len(d)
-        diff = cv4.max_box_difference(d.boxes, d.class_ids, ob, theirs[f"classes{i}"])
+        _, diff = cv4.pair_boxes(d.boxes, d.class_ids, ob, theirs[f"classes{i}"])
         if not np.isfinite(diff):
             same = False
             continue

@@ -84,20 +84,21 @@ def nhwc_to_blob(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2))
 
 
-def max_box_difference(boxes_a, classes_a, boxes_b, classes_b) -> float:
-    """Largest corner difference in pixels between two detection sets paired one-to-one by
-    class and position (Hungarian on the max corner difference); inf if the sets differ in
-    size or classes. Order-free: boxes whose scores differ in the 7th digit may swap places
-    in score order between two correct implementations."""
+def pair_boxes(boxes_a, classes_a, boxes_b, classes_b) -> tuple[np.ndarray, float]:
+    """Pair two detection sets one-to-one by class and position (Hungarian on the max corner
+    difference). Returns (int[N] index into b of each box of a, largest corner difference in
+    pixels over the pairs); the difference is inf if the sets differ in size or classes.
+    Order-free: boxes whose scores differ in the 7th digit may swap places in score order
+    between two correct implementations."""
     from scipy.optimize import linear_sum_assignment
 
     a, b = np.asarray(boxes_a, np.float64).reshape(-1, 4), np.asarray(boxes_b, np.float64).reshape(-1, 4)
     if len(a) != len(b):
-        return float("inf")
+        return np.zeros(0, np.int64), float("inf")
     if len(a) == 0:
-        return 0.0
+        return np.zeros(0, np.int64), 0.0
     cost = np.abs(a[:, None, :] - b[None, :, :]).max(axis=2)
     cost[np.asarray(classes_a)[:, None] != np.asarray(classes_b)[None, :]] = 1e9
-    rows, cols = linear_sum_assignment(cost)
+    rows, cols = linear_sum_assignment(cost)  # rows == arange(N) for a square matrix
     worst = float(cost[rows, cols].max())
-    return worst if worst < 1e9 else float("inf")
+    return cols, (worst if worst < 1e9 else float("inf"))
