@@ -1,7 +1,7 @@
 """Re-id quality and speed of the appearance embedders, side by side on the same inputs.
 
 1. rank-1 / mAP on the ground-truth boxes of a held-out MOT sequence (default TUD-Campus):
-   colour histogram vs the learned CNN.
+   colour histogram vs the learned CNN, and the two fused (``default+histogram``).
 2. rank-1 / mAP on the sequence's public detections matched to gt (IoU >= 0.5, one-to-one
    per frame): colour histogram, learned CNN and the original DeepSORT re-id network
    (mars-small128, features precomputed in ../shared/data/mot/deepsort-features).
@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detector.appearance import ColourHistogramEmbedder  # noqa: E402
+from detector.appearance import ColourHistogramEmbedder, FusedEmbedder  # noqa: E402
 from detector.embedder import KerasEmbedder  # noqa: E402
 from detector.reid_data import evaluate_reid, iter_frames, read_gt, reid_metrics  # noqa: E402
 
@@ -97,7 +97,8 @@ def main() -> int:
     embedders = {"histogram": ColourHistogramEmbedder(), "learned": KerasEmbedder.load(args.model)}
 
     print(f"[1] re-id on gt boxes of {seq.name} (min gap {args.min_gap} frames)")
-    for name, emb in embedders.items():
+    fused = FusedEmbedder([embedders["learned"], embedders["histogram"]])  # as load_embedder("default+histogram")
+    for name, emb in {**embedders, "fused": fused}.items():
         r = evaluate_reid(emb, seq, min_gap=args.min_gap)
         print(f"  {name:16s} rank-1 {r['rank1']:.3f}  rank-5 {r['rank5']:.3f}  mAP {r['mAP']:.3f}  "
               f"({r['queries']} queries, {r['identities']} ids)")

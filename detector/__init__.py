@@ -3,8 +3,9 @@
 Importing this package sets TensorFlow's environment defaults before TensorFlow loads:
 quiet C++ logs, and oneDNN kernels on every x86 CPU. TensorFlow enables oneDNN by itself
 only on CPUs with AVX-512 VNNI/BF16/AMX; on this project's AVX2 machines it doubles
-depthwise-convolution models (Yolo-Fastest 1.1 at batch 8: 58 -> 129 frames/s, measured by
-bench/detector.py). Set ``TF_ENABLE_ONEDNN_OPTS=0`` to get TensorFlow's Eigen kernels back.
+depthwise-convolution models (Yolo-Fastest 1.1 at 416x416, batch 8, 2 threads: 46.9 frames/s
+before, 91-99 after, bench/detector.py). Set ``TF_ENABLE_ONEDNN_OPTS=0`` to get TensorFlow's
+Eigen kernels back.
 """
 import os
 

@@ -79,7 +79,8 @@ class DetectorStage:
         self.stats = DetectorStats()
         self._factory = SocketFactory(spec.security)
         # Each grabber's pipe must be able to hold a whole batch: with the receive queue at
-        # hwm=4 a single stream reached the network 3.9 frames at a time (bench/pipeline.py).
+        # hwm=4 a single stream reached the network 3.9 frames at a time (the service's detector
+        # stats on bench/pipeline.py's clip: 76 batches for 300 frames; 39 with this).
         self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=max(spec.hwm, spec.batch_size))
         self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
 

@@ -42,8 +42,9 @@ class VideoSource:
     """A decoded frame source. ``read()`` returns ``(timestamp_s, uint8[H, W, 3] BGR)`` or None at end.
 
     ``decode_threads`` (files and URLs; 0 = OpenCV's default of one per core): one thread
-    decodes the 1080p bench clip in 7-8 CPU ms/frame against 8.5-10 with two, and leaves the
-    other cores to the detector: bench/pipeline.py end-to-end 46-51 -> 58-59 frames/s.
+    decodes the 1080p bench clip in 7-8 CPU ms/frame against 8.5-10 with two (timed ad hoc),
+    and leaves the other cores to the detector: bench/pipeline.py end-to-end 46-51 -> 57-65
+    frames/s.
     """
 
     def __init__(self, url: str | int, open_timeout_s: float = 10.0, decode_threads: int = 1):
