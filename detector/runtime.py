@@ -211,11 +211,18 @@ def _frozen(concrete_fn):
         return concrete_fn
     frozen = convert_variables_to_constants_v2(concrete_fn)
     structured = concrete_fn.structured_outputs
+    # The frozen function has no structured signature, so ``frozen(x)`` first fails to bind
+    # x, builds a TypeError whose message prints the whole input tensor, and only then
+    # takes the flat calling path: 8.6 ms per call for the default model at batch 8 (41.7
+    # vs 33.1 ms in an ad-hoc loop). Take the flat path directly where this TensorFlow has it.
+    call_flat = getattr(frozen, "_call_flat", None)
+    captured = getattr(frozen, "captured_inputs", None)
 
     def call(x):
         import tensorflow as tf
 
-        flat = frozen(tf.convert_to_tensor(x, tf.float32))
+        x = tf.convert_to_tensor(x, tf.float32)
+        flat = call_flat([x], captured) if call_flat is not None and captured is not None else frozen(x)
         return tf.nest.pack_sequence_as(structured, flat)
 
     return call
