@@ -52,3 +52,35 @@ def test_bad_input_rejected():
         letterbox(np.zeros((10, 10), np.uint8), (32, 32))
     with pytest.raises(ValueError):
         letterbox(np.zeros((10, 10, 3), np.uint8), (32, 32), mode="crop")
+
+
+def test_side_padding_keeps_colour_order():
+    img = np.zeros((200, 100, 3), np.uint8)
+    img[..., 2] = 255  # pure red in BGR
+    x, tr = letterbox(img, (160, 160))
+    assert (tr.pad_x, tr.pad_y) == (40.0, 0.0)
+    np.testing.assert_allclose(x[80, 80], [1, 0, 0])
+    np.testing.assert_allclose(x[80, 10], [127 / 255] * 3, atol=1e-6)
+
+
+def test_large_shrink_stays_close_to_area_averaging():
+    """A 1080p frame shrunk 6x (area halvings, then a last area step) stays within a grey
+    level or two of a single area-averaging step, and bars one source pixel wide keep their
+    share of the brightness instead of aliasing away (or to full white) as with sampling."""
+    import cv2
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:1080, 0:1920]
+    img = np.stack([(xx * 255 // 1919), (yy * 255 // 1079), ((xx + yy) % 256)], -1).astype(np.uint8)
+    for _ in range(40):
+        x0, y0 = rng.integers(0, 1800), rng.integers(0, 960)
+        img[y0:y0 + 120, x0:x0 + 120] = rng.integers(0, 255, 3)
+    x, _ = letterbox(img, (192, 320))
+    area = cv2.resize(img, (320, 180), interpolation=cv2.INTER_AREA)[..., ::-1] / 255.0
+    assert np.abs(x[6:186] - area).mean() < 2.0 / 255
+
+    bars = np.zeros((1080, 1920, 3), np.uint8)
+    bars[:, ::6] = 255
+    x, _ = letterbox(bars, (192, 320))
+    column_pairs = x[6:186].reshape(180, 160, 2, 3).mean(axis=2)  # any 12 source columns hold 2 bars
+    np.testing.assert_allclose(column_pairs, 255 / 6 / 255, atol=1.5 / 255)
