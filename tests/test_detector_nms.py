@@ -1,7 +1,9 @@
 """Class-aware NMS."""
 import numpy as np
 
-from detector.nms import iou_matrix, nms
+import pytest
+
+from detector.nms import iou_matrix, nms, nms_reference
 
 
 def _brute_nms(boxes, scores, classes, thr):
@@ -49,9 +51,32 @@ def test_matches_brute_force_on_random_clusters():
     scores = rng.uniform(0, 1, 150).astype(np.float32)
     classes = rng.integers(0, 3, 150)
     for thr in (0.3, 0.5, 0.7):
-        keep = nms(boxes, scores, classes, thr, max_detections=None)
-        np.testing.assert_array_equal(keep, _brute_nms(boxes, scores, classes, thr))
+        for fn in (nms, nms_reference):
+            keep = fn(boxes, scores, classes, thr, max_detections=None)
+            np.testing.assert_array_equal(keep, _brute_nms(boxes, scores, classes, thr))
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_opencv_nms_equals_numpy_reference(seed):
+    """The OpenCV path keeps the same boxes in the same order as the numpy reference,
+    with ties in score, a cap, one class or many, and a degenerate box (numpy fallback)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    centres = rng.uniform(0, 600, (max(1, n // 8), 2))
+    pts = centres[rng.integers(0, len(centres), n)] + rng.normal(0, 8, (n, 2))
+    wh = rng.uniform(5, 80, (n, 2))
+    boxes = np.concatenate([pts - wh / 2, pts + wh / 2], 1).astype(np.float32)
+    scores = np.round(rng.uniform(0, 1, n), 2).astype(np.float32)  # rounded: many ties
+    classes = rng.integers(0, 4, n)
+    for cls in (classes, None):
+        for cap in (None, 10):
+            np.testing.assert_array_equal(nms(boxes, scores, cls, 0.45, cap),
+                                          nms_reference(boxes, scores, cls, 0.45, cap))
+    boxes[0, 2] = boxes[0, 0]  # zero width: the numpy fallback
+    np.testing.assert_array_equal(nms(boxes, scores, classes, 0.45, None),
+                                  nms_reference(boxes, scores, classes, 0.45, None))
 
 
 def test_empty():
     assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0,)
+    assert nms_reference(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0,)
