@@ -8,9 +8,11 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
 - detector-only frames/s again while a separate process decodes the clip: on a machine
   where decode and inference share the CPU this is what the detector can reach in the service;
 - end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
-  steady state from the first tracked frame to the last;
-- frame-message throughput over ipc (PUSH/PULL between two threads, zero-copy, raw frames of
-  the clip's size) in GB/s, against a plain memory copy of the same frames.
+  steady state from the first tracked frame to the last, with frames in a shared-memory ring
+  (the default) and with the pixels through the socket (``transport.shared_memory = false``);
+- frame-message throughput over ipc (PUSH/PULL between two threads, raw frames of the clip's
+  size) in GB/s, pixels through the socket (zero-copy send) and through the shared-memory
+  ring, against a plain memory copy of the same frames.
 
 Target (issue 2): end-to-end >= 0.9 x min(decode, detector).
 
@@ -107,7 +109,8 @@ def detector_fps_beside_decoder(frames, video: str, model: str, embedder: str, b
         decoder.wait()
 
 
-def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int, threads: int):
+def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int, threads: int,
+                   shared_memory: bool = True):
     from pipeline.config import Config, SourceConfig
     from pipeline.service import Service
 
@@ -116,6 +119,7 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     config.detector.embedder = embedder
     config.detector.batch_size = batch
     config.detector.threads = threads
+    config.transport.shared_memory = shared_memory
     config.output.dir = None
     config.output.progress = False
     config.events.endpoint = "ipc:///tmp/vidtrack-bench-events"
@@ -123,10 +127,14 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     return summary.steady_fps, summary
 
 
-def ipc_throughput(frame: np.ndarray, seconds: float = 2.0) -> tuple[float, float]:
-    """GB/s of frame messages over ipc (zero-copy send, receive into a frame), and of np.copyto."""
-    from pipeline import protocol
+def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) -> tuple[float, float]:
+    """GB/s of frame messages over ipc (zero-copy send, receive into a frame; with ``ring``
+    the pixels go through a shared-memory frame ring of 8 slots), and of np.copyto."""
+    from pipeline import frame_ring, protocol
     from workers.frame import Frame
+
+    writer = frame_ring.RingWriter("vidtrack-bench", 8) if ring else None
+    reader = frame_ring.RingReader() if ring else None
 
     endpoint = "ipc:///tmp/vidtrack-bench-frames"
     ctx = zmq.Context()
@@ -140,8 +148,11 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0) -> tuple[float, floa
     def receive():
         while not done.is_set() or pull.poll(0):
             if pull.poll(100):
-                decoded, _ = protocol.decode_frame(pull.recv_multipart(copy=False))
+                decoded, _ = protocol.decode_frame(pull.recv_multipart(copy=False), reader)
                 assert decoded.image.shape == frame.shape
+                if reader is not None:
+                    assert writer.rings, "the shared-memory ring could not be made"
+                    reader.release_all()
                 count[0] += 1
 
     thread = threading.Thread(target=receive)
@@ -149,7 +160,8 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0) -> tuple[float, floa
     start = time.perf_counter()
     sent = 0
     while time.perf_counter() - start < seconds:
-        push.send_multipart(protocol.encode_frame(Frame("b", sent, 0.0, frame), seq=sent), copy=False)
+        slot = writer.put(frame) if writer is not None else None
+        push.send_multipart(protocol.encode_frame(Frame("b", sent, 0.0, frame), seq=sent, ring_slot=slot), copy=False)
         sent += 1
     done.set()
     thread.join()
@@ -157,6 +169,9 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0) -> tuple[float, floa
     push.close(0)
     pull.close(0)
     ctx.term()
+    if writer is not None:
+        reader.close()
+        writer.close()
     transport = count[0] * frame.nbytes / transport_s / 1e9
 
     target = np.empty_like(frame)
@@ -193,22 +208,30 @@ def main() -> int:
     print(f"detector-only    {beside:8.1f} frames/s  while a decoder process runs beside it "
           f"({beside / detect:.2f} of alone)")
     transport, memcpy = ipc_throughput(frames[0])
+    transport_ring, _ = ipc_throughput(frames[0], ring=True)
+    e2e_socket, summary_socket = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
+                                                args.threads, shared_memory=False)
     e2e, summary = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
     bound = min(decode, detect)
     # Each rate above had every core to itself. Run together, decode and detection share the
     # cores, so on a CPU-only machine the end-to-end rate is also bounded by the CPU time
     # both need per frame (the detector on a GPU lifts this bound).
     cpu_bound = (os.cpu_count() or 1) / (decode_cpu + detect_cpu)
-    print(f"end-to-end       {e2e:8.1f} frames/s  ({summary.frames} frames tracked, "
+    print(f"end-to-end       {e2e_socket:8.1f} frames/s  pixels through the socket "
+          f"({summary_socket.frames} frames tracked, {summary_socket.elapsed_s:.1f} s with start-up)")
+    print(f"end-to-end       {e2e:8.1f} frames/s  shared-memory frame ring, the default "
+          f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the ring, "
           f"{summary.elapsed_s:.1f} s with start-up)")
     print(f"ratio end-to-end / min(decode, detector) = {e2e / bound:.2f}  (target >= 0.90); "
           f"end-to-end / detector-beside-decoder = {e2e / beside:.2f}")
     print(f"CPU-time bound: {os.cpu_count()} cores / ({decode_cpu * 1e3:.1f} + {detect_cpu * 1e3:.1f}) CPU ms = "
           f"{cpu_bound:.1f} frames/s; end-to-end / CPU-time bound = {e2e / cpu_bound:.2f}; "
           f"serial (no overlap) rate would be {1 / (1 / decode + 1 / detect):.1f} frames/s")
-    print(f"frame messages over ipc {transport:6.2f} GB/s vs memory copy {memcpy:6.2f} GB/s "
-          f"(ratio {transport / memcpy:.2f}); {w}x{h} frame = {frames[0].nbytes / 1e6:.1f} MB, "
-          f"ipc carries {transport * 1e9 / frames[0].nbytes:.0f} frames/s")
+    print(f"ratio with pixels through the socket = {e2e_socket / bound:.2f}; ring / socket = {e2e / e2e_socket:.2f}")
+    for label, rate in (("pixels through the socket", transport), ("shared-memory ring", transport_ring)):
+        print(f"frame messages over ipc, {label:<26} {rate:6.2f} GB/s vs memory copy {memcpy:6.2f} GB/s "
+              f"(ratio {rate / memcpy:.2f}); {w}x{h} frame = {frames[0].nbytes / 1e6:.1f} MB, "
+              f"{rate * 1e9 / frames[0].nbytes:.0f} frames/s")
     return 0
 
 

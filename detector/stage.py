@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from pipeline import protocol
+from pipeline.frame_ring import RingReader
 from pipeline.transport import Security, SocketFactory
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class DetectorStageSpec:
     hwm: int = 4
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
+    accept_shared_memory: bool = False  # resolve "shm" frames (only when every frame socket is ipc)
 
 
 @dataclass
@@ -43,6 +45,7 @@ class DetectorStats:
     bad_messages: int = 0
     detections: int = 0
     busy_s: float = 0.0
+    ring_frames: int = 0  # frames read from shared-memory rings instead of the socket
 
 
 def detector_threads(configured: int, cpu_count: int | None = None) -> int:
@@ -83,6 +86,8 @@ class DetectorStage:
         # stats on bench/pipeline.py's clip: 76 batches for 300 frames; 39 with this).
         self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=max(spec.hwm, spec.batch_size))
         self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
+        ipc_only = all(e.startswith("ipc://") for e in spec.frame_endpoints)
+        self._rings = RingReader() if spec.accept_shared_memory and ipc_only else None
 
     def _receive_batch(self) -> list:
         """Wait up to 100 ms for a first message, then gather what arrives within the batch window."""
@@ -119,7 +124,7 @@ class DetectorStage:
         try:
             kind = protocol.message_type(parts)
             if kind == "frame":
-                return protocol.decode_frame(parts)
+                return protocol.decode_frame(parts, self._rings)
             return protocol.decode_control(parts)
         except protocol.ProtocolError as exc:
             self.stats.bad_messages += 1
@@ -127,6 +132,14 @@ class DetectorStage:
             return None
 
     def process(self, batch) -> None:
+        try:
+            self._process(batch)
+        finally:
+            if self._rings is not None:
+                self.stats.ring_frames += len(self._rings.held)
+                self._rings.release_all()  # the batch's frames are no longer read: grabbers may reuse the slots
+
+    def _process(self, batch) -> None:
         start = time.perf_counter()
         images = [frame.image for frame, _ in batch]
         results = self.detector.detect(images)
@@ -156,6 +169,8 @@ class DetectorStage:
         finally:
             self.report(event="stats", **vars(self.stats))
             self._factory.close()
+            if self._rings is not None:
+                self._rings.close()
         return self.stats
 
 

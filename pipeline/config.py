@@ -41,6 +41,7 @@ class TransportConfig:
     base_port: int = 5550
     allow_remote: bool = False  # bind beyond loopback only when true
     hwm: int = 4  # frames queued per socket
+    shared_memory: bool = True  # ipc + raw frames: pixels go through a shared-memory ring, not the socket
 
 
 @dataclass

@@ -2,10 +2,12 @@
 
 Frame message (grabber -> detector), parts ``[header, pixels]``:
     header: JSON object ``{"v": 1, "type": "frame", "stream": str, "seq": int, "index": int,
-    "ts": float, "shape": [H, W, 3], "dtype": "uint8", "encoding": "raw" | "jpeg"}``.
+    "ts": float, "shape": [H, W, 3], "dtype": "uint8", "encoding": "raw" | "jpeg" | "shm"}``.
     ``index`` is the capture frame number (gaps = frames dropped at the grabber), ``seq`` the
     send sequence number (gap-free per stream, used to restore order after several detectors).
-    pixels: raw BGR bytes (sent zero-copy) or a JPEG.
+    pixels: raw BGR bytes (sent zero-copy) or a JPEG; for "shm" (ipc only) the header also has
+    ``"ring": str, "slot": int`` naming a slot of a shared-memory frame ring
+    (:mod:`pipeline.frame_ring`) and the pixels part is empty.
 
 Detections message (detector -> tracker), parts ``[header, boxes, scores, class_ids, embeddings]``:
     header: ``{"v": 1, "type": "detections", "stream", "seq", "index", "ts", "n": N, "dim": D,
@@ -29,6 +31,7 @@ import cv2
 import numpy as np
 
 from detector.types import Detections
+from pipeline.frame_ring import RingError
 from workers.frame import Frame
 
 VERSION = 1
@@ -103,8 +106,10 @@ def _bytes_of(part):
 
 
 # ---------------------------------------------------------------- frames
-def encode_frame(frame: Frame, seq: int, encoding: str = "raw", jpeg_quality: int = 90) -> list:
-    """Parts of a frame message; raw pixels are passed as a buffer (zero-copy send)."""
+def encode_frame(frame: Frame, seq: int, encoding: str = "raw", jpeg_quality: int = 90,
+                 ring_slot: tuple[str, int] | None = None) -> list:
+    """Parts of a frame message; raw pixels are passed as a buffer (zero-copy send). With
+    ``ring_slot`` = (ring name, slot) the pixels are already in shared memory ("shm")."""
     image = np.ascontiguousarray(frame.image)
     if image.dtype != np.uint8 or image.ndim != 3:
         raise ValueError("frame image must be uint8[H, W, C]")
@@ -113,7 +118,10 @@ def encode_frame(frame: Frame, seq: int, encoding: str = "raw", jpeg_quality: in
         "index": int(frame.index), "ts": float(frame.timestamp),
         "shape": list(image.shape), "dtype": "uint8", "encoding": encoding,
     }
-    if encoding == "raw":
+    if ring_slot is not None:
+        header.update(encoding="shm", ring=ring_slot[0], slot=int(ring_slot[1]))
+        payload = b""
+    elif encoding == "raw":
         payload = image
     elif encoding == "jpeg":
         ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
@@ -125,8 +133,11 @@ def encode_frame(frame: Frame, seq: int, encoding: str = "raw", jpeg_quality: in
     return [_json(header), payload]
 
 
-def decode_frame(parts) -> tuple[Frame, int]:
-    """Validate a frame message and return ``(frame, seq)``; pixels are not copied for raw."""
+def decode_frame(parts, rings=None) -> tuple[Frame, int]:
+    """Validate a frame message and return ``(frame, seq)``; pixels are not copied for raw.
+
+    ``rings`` (a :class:`pipeline.frame_ring.RingReader`) resolves "shm" frames; without it
+    they are refused."""
     if len(parts) != 2:
         raise ProtocolError(f"frame message has {len(parts)} parts, expected 2")
     header = _parse_header(_bytes_of(parts[0]), ("frame",))
@@ -147,6 +158,18 @@ def decode_frame(parts) -> tuple[Frame, int]:
         if len(payload) != expected:
             raise ProtocolError(f"pixel payload has {len(payload)} bytes, shape {shape} needs {expected}")
         image = np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+    elif encoding == "shm":
+        if rings is None:
+            raise ProtocolError("shared-memory frame on a socket that does not accept them")
+        if len(payload) != 0:
+            raise ProtocolError("shared-memory frame with a pixel payload")
+        ring, slot = header.get("ring"), _int_field(header, "slot", 0, 2**31)
+        if not isinstance(ring, str):
+            raise ProtocolError("shared-memory frame without a ring name")
+        try:
+            image = rings.view(ring, slot, tuple(shape))
+        except RingError as exc:
+            raise ProtocolError(str(exc)) from None
     elif encoding == "jpeg":
         if len(payload) > expected + 1024 * 1024:
             raise ProtocolError("JPEG payload larger than its raw frame")

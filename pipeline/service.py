@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
+import secrets
 import queue
 import shutil
 import signal
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from detector.stage import DetectorStageSpec, detector_main
+from pipeline import frame_ring
 from pipeline.config import Config
 from pipeline.tracker_stage import TrackerStageSpec, tracker_main
 from pipeline.transport import Security, check_bind_host
@@ -123,13 +126,23 @@ class Service:
         self.summary = RunSummary(out_dir=config.output.dir or None)
         self._bars: dict = {}
         self._detector_stats: dict[str, dict] = {}
+        self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
+
+    def _ring_slots(self, source) -> int:
+        """Shared-memory ring slots for a grabber (0 = pixels through the socket): enough for
+        the socket queue plus a batch in every detector and one being gathered."""
+        t, d = self.config.transport, self.config.detector
+        if t.kind != "ipc" or not t.shared_memory or source.encoding != "raw":
+            return 0
+        return t.hwm + (d.workers + 1) * d.batch_size
 
     # ---- specs
     def _grabber_specs(self) -> list[GrabberSpec]:
         return [GrabberSpec(stream_id=s.id, url=s.url, endpoint=ep, security=self.security, encoding=s.encoding,
                             hwm=self.config.transport.hwm, live=s.live, stall_seconds=s.stall_seconds,
                             reconnect_attempts=s.reconnect_attempts, max_frames=s.max_frames,
-                            decode_threads=s.decode_threads)
+                            decode_threads=s.decode_threads, ring_slots=self._ring_slots(s),
+                            ring_prefix=self.ring_prefix)
                 for s, ep in zip(self.config.sources, self.endpoints.frames)]
 
     def _detector_spec(self) -> DetectorStageSpec:
@@ -138,7 +151,8 @@ class Service:
             frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
             model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
             iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
-            hwm=self.config.transport.hwm, security=self.security, threads=d.threads)
+            hwm=self.config.transport.hwm, security=self.security, threads=d.threads,
+            accept_shared_memory=self.config.transport.kind == "ipc")
 
     def _tracker_spec(self) -> TrackerStageSpec:
         o = self.config.output
@@ -180,6 +194,7 @@ class Service:
             for bar in self._bars.values():
                 bar.close()
             self.endpoints.cleanup()
+            frame_ring.cleanup(self.ring_prefix)  # rings of grabbers that were killed
         self.summary.detector = self._merged_detector_stats()
         self.summary.elapsed_s = time.monotonic() - start
         return self.summary

@@ -94,6 +94,52 @@ def test_file_is_lossless_and_in_order_with_a_slow_consumer(tmp_path):
     assert frames[10][0].timestamp == pytest.approx(10 / 25.0)
 
 
+def test_file_through_a_shared_memory_ring_is_lossless_and_exact(tmp_path):
+    """ring_slots > 0: pixels go through /dev/shm, the message carries the slot; with a slow
+    consumer that frees each slot only after reading it, every frame arrives once, exact."""
+    from pipeline import frame_ring
+
+    if not frame_ring.available():
+        pytest.skip("no writable /dev/shm")
+    video = write_test_video(tmp_path / "v.avi", frames=30)
+    expected = decode_all(video)
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    prefix = f"vidtrack-gtest{tmp_path.name[-8:]}"
+    grabber = Grabber(GrabberSpec("s1", str(video), endpoint, hwm=2, ring_slots=3, ring_prefix=prefix),
+                      release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    reader = frame_ring.RingReader()
+    sock = zmq.Context.instance().socket(zmq.PULL)
+    sock.connect(endpoint)
+    got = []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if not sock.poll(200):
+                continue
+            parts = sock.recv_multipart()
+            if protocol.message_type(parts) == "frame":
+                assert len(parts[1]) == 0  # pixels are in the ring, not the message
+                frame, _ = protocol.decode_frame(parts, reader)
+                got.append((frame.index, frame.image.copy()))
+                time.sleep(0.005)
+                reader.release_all()
+            elif protocol.message_type(parts) == "stream.ended":
+                break
+    finally:
+        release.set()
+        thread.join(10)
+        sock.close(0)
+        reader.close()
+    assert [i for i, _ in got] == list(range(30))
+    for (_, image), ref in zip(got, expected):
+        np.testing.assert_array_equal(image, ref)
+    assert len(grabber._ring.rings) == 0  # closed: the ring file is gone
+    assert frame_ring.cleanup(prefix) == 0
+
+
 def test_live_source_drops_old_frames_instead_of_building_latency(tmp_path):
     """A file forced to 'live' is read as fast as it decodes; a slow consumer gets the newest frames."""
     video = write_test_video(tmp_path / "v.avi", frames=300)

@@ -40,9 +40,11 @@ def run(tmp_path_factory):
     config.output.progress = False
     collector = EventCollector(config.events.endpoint)
     collector.start()
-    summary = Service(config).run()
+    service = Service(config)
+    summary = service.run()
     collector.close()
-    return {"root": root, "scene": scene, "summary": summary, "events": collector.events, "out": root / "out"}
+    return {"root": root, "scene": scene, "summary": summary, "events": collector.events, "out": root / "out",
+            "ring_prefix": service.ring_prefix}
 
 
 def test_every_frame_arrives_exactly_once_and_in_order(run):
@@ -50,6 +52,17 @@ def test_every_frame_arrives_exactly_once_and_in_order(run):
     assert frames == list(range(FRAMES))
     stream = run["summary"].streams["scene"]
     assert stream.frames_tracked == FRAMES and stream.reason == "eof" and stream.dropped == 0
+
+
+def test_frames_went_through_shared_memory_and_nothing_is_left_behind(run):
+    import os
+
+    from pipeline import frame_ring
+
+    if not frame_ring.available():
+        pytest.skip("no writable /dev/shm: frames went through the socket")
+    assert run["summary"].detector["ring_frames"] == FRAMES
+    assert not [e for e in os.listdir(frame_ring.SHM_DIR) if e.startswith(run["ring_prefix"])]
 
 
 def test_a_broken_source_is_reported_and_the_other_stream_still_runs(run):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from pipeline import protocol
+from pipeline.frame_ring import RingWriter
 from pipeline.transport import Security, SocketFactory
 from vidtrack.errors import SourceError
 from workers.frame import Frame
@@ -40,6 +41,8 @@ class GrabberSpec:
     max_frames: int = 0  # 0 = no limit
     decode_threads: int = 1  # FFmpeg threads (0 = OpenCV's default)
     hold_open_s: float = 120.0  # longest wait for downstream after the end marker
+    ring_slots: int = 0  # >0: raw frames go through a shared-memory ring of this many slots (ipc only)
+    ring_prefix: str = "vidtrack-ring"  # ring file names under /dev/shm start with this
 
 
 @dataclass
@@ -61,6 +64,8 @@ class Grabber:
         self.stats = GrabberStats()
         self._factory = SocketFactory(spec.security)
         self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
+        self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
+            if spec.ring_slots > 0 and spec.encoding == "raw" else None
 
     # ---- sending
     def _send(self, parts, blocking: bool = True, timeout_s: float | None = None) -> bool:
@@ -76,8 +81,9 @@ class Grabber:
         return False
 
     def _send_frame(self, timestamp: float, index: int, image, blocking: bool = True) -> bool:
+        ring_slot = self._ring.put(image, self.stop) if self._ring is not None else None
         parts = protocol.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
-                                      seq=self.stats.sent, encoding=self.spec.encoding)
+                                      seq=self.stats.sent, encoding=self.spec.encoding, ring_slot=ring_slot)
         if self._send(parts, blocking):
             self.stats.sent += 1
             return True
@@ -211,6 +217,8 @@ class Grabber:
 
     def close(self) -> None:
         self._factory.close()
+        if self._ring is not None:
+            self._ring.close()
 
 
 def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None) -> None:

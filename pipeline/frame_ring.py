@@ -1,0 +1,233 @@
+"""Frames in shared memory: a grabber writes each raw frame once into a slot of a ring that
+the detector maps, and the ZeroMQ message carries only the slot number.
+
+Why: over ipc a 1080p frame (6.2 MB) crosses the kernel twice (socket write, socket read);
+measured on the 2-core dev box that costs ~2 CPU ms per frame against ~0.25 ms for one
+memcpy, CPU that decode and inference need (bench/pipeline.py prints both transports).
+
+Segment layout (a file in /dev/shm, mode 0600, space reserved up front with
+posix_fallocate so a full tmpfs is an error here and never a SIGBUS later)::
+
+    [0:8)    magic b"VTRING1\\0"
+    [8:12)   slots, uint32 little-endian
+    [12:16)  reserved
+    [16:24)  slot_bytes, uint64 little-endian
+    [64:64+slots)  slot states, uint8: 0 free, 1 in use (set by the grabber, cleared by the detector)
+    [DATA + i * slot_bytes ...)  slot i, DATA = 64 + slots rounded up to 4096
+
+One writer per transition: the grabber turns a free slot busy before writing it; the
+detector frees it once the batch holding it is processed. A detector that dies holding
+slots never frees them: the grabber notices that nothing was freed for ``stall_s`` while
+every slot was busy, leaves that ring mapped (messages still queued may point into it) and
+starts a fresh one, up to ``max_rings``; after that it sends frames inline.
+"""
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+import re
+import secrets
+import struct
+import time
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SHM_DIR = "/dev/shm"
+MAGIC = b"VTRING1\0"
+HEADER = 64
+NAME_RE = re.compile(r"^vidtrack-[A-Za-z0-9_-]{1,64}$")
+MAX_SLOTS = 1024
+MAX_SLOT_BYTES = 8192 * 8192 * 3
+
+
+def available() -> bool:
+    """Shared-memory frames work on this machine (Linux tmpfs at /dev/shm)."""
+    return os.path.isdir(SHM_DIR) and os.access(SHM_DIR, os.W_OK)
+
+
+def _data_offset(slots: int) -> int:
+    return (HEADER + slots + 4095) // 4096 * 4096
+
+
+class RingError(Exception):
+    """A ring segment cannot be made, or a frame message names one that is not valid."""
+
+
+class _Segment:
+    """One mapped ring file."""
+
+    def __init__(self, name: str, create_slots: int = 0, slot_bytes: int = 0):
+        if not NAME_RE.match(name):
+            raise RingError(f"bad ring name {name!r}")
+        self.name = name
+        self.path = os.path.join(SHM_DIR, name)
+        if create_slots:
+            size = _data_offset(create_slots) + create_slots * slot_bytes
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, size)
+                self.map = mmap.mmap(fd, size)
+            except OSError as exc:
+                os.close(fd)
+                os.unlink(self.path)
+                raise RingError(f"cannot reserve {size / 1e6:.0f} MB in {SHM_DIR}: {exc}") from None
+            os.close(fd)
+            self.map[:24] = MAGIC + struct.pack("<II", create_slots, 0) + struct.pack("<Q", slot_bytes)
+            self.slots, self.slot_bytes = create_slots, slot_bytes
+        else:
+            try:
+                fd = os.open(self.path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+            except OSError as exc:
+                raise RingError(f"cannot open ring {name!r}: {exc.strerror}") from None
+            try:
+                size = os.fstat(fd).st_size
+                if size < HEADER:
+                    raise RingError(f"ring {name!r} is too small")
+                self.map = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+            magic = bytes(self.map[:8])
+            slots, _ = struct.unpack("<II", self.map[8:16])
+            (slot_bytes,) = struct.unpack("<Q", self.map[16:24])
+            if (magic != MAGIC or not 0 < slots <= MAX_SLOTS or not 0 < slot_bytes <= MAX_SLOT_BYTES
+                    or size < _data_offset(slots) + slots * slot_bytes):
+                self.map.close()
+                raise RingError(f"ring {name!r} has a bad header")
+            self.slots, self.slot_bytes = slots, slot_bytes
+        self.states = np.frombuffer(self.map, np.uint8, self.slots, HEADER)
+        self.data = _data_offset(self.slots)
+
+    def view(self, slot: int, shape: tuple[int, ...]) -> np.ndarray:
+        return np.frombuffer(self.map, np.uint8, int(np.prod(shape)), self.data + slot * self.slot_bytes).reshape(shape)
+
+    def close(self) -> None:
+        self.states = None
+        try:
+            self.map.close()
+        except BufferError:  # a view is still alive somewhere; the mapping goes with the process
+            pass
+
+
+class RingWriter:
+    """Grabber side: hands out free slots of a ring sized for the first frame it sees."""
+
+    def __init__(self, prefix: str, slots: int, stall_s: float = 5.0, max_rings: int = 3):
+        self.prefix = prefix
+        self.slots = slots
+        self.stall_s = stall_s
+        self.max_rings = max_rings
+        self.rings: list[_Segment] = []  # the last one is current
+        self.disabled = slots <= 0 or not available()
+
+    def put(self, image: np.ndarray, stop=None) -> tuple[str, int] | None:
+        """Copy ``image`` (uint8[H, W, 3]) into a free slot; returns (ring name, slot), or None
+        when the frame must go inline (ring unavailable, frame larger than a slot, stalled)."""
+        if self.disabled:
+            return None
+        if not self.rings and not self._new_ring(image.nbytes):
+            return None
+        ring = self.rings[-1]
+        if image.nbytes > ring.slot_bytes:
+            return None
+        waited_since = time.monotonic()
+        while True:
+            free = np.flatnonzero(ring.states == 0)
+            if len(free):
+                slot = int(free[0])
+                ring.states[slot] = 1
+                np.copyto(ring.view(slot, image.shape), image)
+                return ring.name, slot
+            if stop is not None and stop.is_set():
+                return None
+            if time.monotonic() - waited_since > self.stall_s:
+                log.warning("frame ring %s: no slot freed for %.0f s", ring.name, self.stall_s)
+                if len(self.rings) >= self.max_rings or not self._new_ring(ring.slot_bytes):
+                    log.warning("sending frames inline from now on")
+                    self.disabled = True
+                    return None
+                ring = self.rings[-1]
+                waited_since = time.monotonic()
+            time.sleep(0.0005)
+
+    def _new_ring(self, slot_bytes: int) -> bool:
+        name = f"{self.prefix}-{secrets.token_hex(4)}"
+        try:
+            self.rings.append(_Segment(name, self.slots, slot_bytes))
+            return True
+        except (RingError, OSError) as exc:
+            log.warning("frames go inline: %s", exc)
+            self.disabled = True
+            return False
+
+    def close(self) -> None:
+        for ring in self.rings:
+            ring.close()
+            try:
+                os.unlink(ring.path)
+            except FileNotFoundError:
+                pass
+        self.rings = []
+
+
+class RingReader:
+    """Detector side: maps the rings that frame messages name and frees their slots once
+    the frames are done with (:meth:`release_all`, after each batch)."""
+
+    MAX_OPEN = 64
+
+    def __init__(self):
+        self.open: dict[str, _Segment] = {}
+        self.held: list[tuple[_Segment, int]] = []
+
+    def view(self, name: str, slot: int, shape: tuple[int, int, int]) -> np.ndarray:
+        """The frame in ``slot`` of ring ``name`` (not copied); raises RingError if the name,
+        slot or size does not fit the ring. The slot is held until :meth:`release_all`."""
+        ring = self.open.get(name)
+        if ring is None:
+            if len(self.open) >= self.MAX_OPEN:
+                self._forget_one()
+            ring = self.open[name] = _Segment(name)
+        if not 0 <= slot < ring.slots:
+            raise RingError(f"slot {slot} out of range for ring {name!r} ({ring.slots} slots)")
+        if int(np.prod(shape)) > ring.slot_bytes:
+            raise RingError(f"frame of shape {list(shape)} does not fit a {ring.slot_bytes}-byte slot")
+        self.held.append((ring, slot))
+        return ring.view(slot, shape)
+
+    def release_all(self) -> None:
+        for ring, slot in self.held:
+            if ring.states is not None:
+                ring.states[slot] = 0
+        self.held = []
+
+    def _forget_one(self) -> None:
+        held = {id(r) for r, _ in self.held}
+        for name, ring in list(self.open.items()):
+            if id(ring) not in held:
+                ring.close()
+                del self.open[name]
+                return
+
+    def close(self) -> None:
+        self.release_all()
+        for ring in self.open.values():
+            ring.close()
+        self.open = {}
+
+
+def cleanup(prefix: str) -> int:
+    """Unlink rings left behind by grabbers of a run (killed before they could); returns how many."""
+    if not available():
+        return 0
+    n = 0
+    for entry in os.listdir(SHM_DIR):
+        if entry.startswith(prefix + "-"):
+            try:
+                os.unlink(os.path.join(SHM_DIR, entry))
+                n += 1
+            except OSError:
+                pass
+    return n

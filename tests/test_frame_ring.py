@@ -1,0 +1,144 @@
+"""Frames through a shared-memory ring (pipeline.frame_ring) and the "shm" frame message."""
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pipeline import frame_ring, protocol
+from pipeline.frame_ring import RingError, RingReader, RingWriter
+from workers.frame import Frame
+
+pytestmark = pytest.mark.skipif(not frame_ring.available(), reason="no writable /dev/shm on this machine")
+
+
+@pytest.fixture
+def prefix():
+    name = f"vidtrack-test{os.getpid()}"
+    yield name
+    frame_ring.cleanup(name)
+
+
+def _image(value, shape=(48, 64, 3)):
+    return np.full(shape, value, np.uint8)
+
+
+def test_round_trip_through_the_ring_and_slot_reuse(prefix):
+    writer, reader = RingWriter(prefix, slots=3), RingReader()
+    try:
+        sent = []
+        for i in range(3):
+            ring, slot = writer.put(_image(i))
+            sent.append((ring, slot))
+        assert sorted(s for _, s in sent) == [0, 1, 2] and len({r for r, _ in sent}) == 1
+        views = [reader.view(r, s, (48, 64, 3)) for r, s in sent]
+        assert [int(v[0, 0, 0]) for v in views] == [0, 1, 2]
+        del views
+        reader.release_all()
+        # freed slots are reused: no new ring, the pixels are the new frame's
+        ring, slot = writer.put(_image(7))
+        assert ring == sent[0][0] and len(writer.rings) == 1
+        assert int(reader.view(ring, slot, (48, 64, 3))[5, 5, 1]) == 7
+    finally:
+        reader.close()
+        writer.close()
+    assert not [e for e in os.listdir(frame_ring.SHM_DIR) if e.startswith(prefix)]
+
+
+def test_a_full_ring_blocks_until_a_slot_is_released(prefix):
+    writer, reader = RingWriter(prefix, slots=2), RingReader()
+    try:
+        held = [writer.put(_image(i)) for i in range(2)]
+        for ring, slot in held:
+            reader.view(ring, slot, (48, 64, 3))
+        got = []
+        thread = threading.Thread(target=lambda: got.append(writer.put(_image(9))))
+        thread.start()
+        time.sleep(0.3)
+        assert not got, "put() returned while every slot was still held"
+        reader.release_all()
+        thread.join(5)
+        assert got and got[0] is not None and got[0][0] == held[0][0]
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_stalled_ring_is_replaced_then_frames_go_inline(prefix):
+    """Slots held by a reader that never frees them (a crashed detector): after stall_s the
+    writer starts a fresh ring, and after max_rings it sends frames inline (None)."""
+    writer = RingWriter(prefix, slots=1, stall_s=0.2, max_rings=2)
+    try:
+        first = writer.put(_image(1))
+        second = writer.put(_image(2))  # waits 0.2 s, then a second ring
+        assert first[0] != second[0] and len(writer.rings) == 2
+        assert writer.put(_image(3)) is None and writer.disabled
+        assert writer.put(_image(4)) is None  # inline from now on, without waiting
+    finally:
+        writer.close()
+
+
+def test_frames_larger_than_a_slot_go_inline(prefix):
+    writer = RingWriter(prefix, slots=2)
+    try:
+        assert writer.put(_image(1, (10, 10, 3))) is not None
+        assert writer.put(_image(1, (20, 20, 3))) is None
+    finally:
+        writer.close()
+
+
+def test_shm_frame_message_round_trip(prefix):
+    writer, reader = RingWriter(prefix, slots=2), RingReader()
+    try:
+        image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        slot = writer.put(image)
+        parts = protocol.encode_frame(Frame("s", 5, 0.2, image), seq=5, ring_slot=slot)
+        assert len(parts[1]) == 0  # no pixels in the message
+        frame, seq = protocol.decode_frame(parts, reader)
+        assert seq == 5 and frame.index == 5
+        np.testing.assert_array_equal(frame.image, image)
+        # a receiver that does not accept shared memory refuses the message
+        with pytest.raises(protocol.ProtocolError, match="does not accept"):
+            protocol.decode_frame(parts)
+    finally:
+        reader.close()
+        writer.close()
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"ring": "../etc/passwd"}, "bad ring name"),
+    ({"ring": "vidtrack-does-not-exist"}, "cannot open ring"),
+    ({"slot": 2}, "out of range"),
+    ({"shape": [100, 100, 3]}, "does not fit"),
+])
+def test_bad_shm_frame_messages_are_rejected(prefix, change, message):
+    import json
+
+    writer, reader = RingWriter(prefix, slots=2), RingReader()
+    try:
+        slot = writer.put(_image(1))
+        parts = protocol.encode_frame(Frame("s", 0, 0.0, _image(1)), seq=0, ring_slot=slot)
+        header = json.loads(parts[0])
+        header.update(change)
+        with pytest.raises(protocol.ProtocolError, match=message):
+            protocol.decode_frame([json.dumps(header).encode(), b""], reader)
+    finally:
+        reader.close()
+        writer.close()
+
+
+def test_a_file_that_is_not_a_ring_is_rejected(prefix):
+    path = os.path.join(frame_ring.SHM_DIR, f"{prefix}-fake")
+    with open(path, "wb") as fh:
+        fh.write(b"\0" * 4096)
+    with pytest.raises(RingError, match="bad header"):
+        RingReader().view(f"{prefix}-fake", 0, (4, 4, 3))
+
+
+def test_cleanup_removes_rings_left_by_killed_grabbers(prefix):
+    writer = RingWriter(prefix, slots=1)
+    writer.put(_image(1))
+    leftover = writer.rings[0].path
+    assert os.path.exists(leftover)
+    assert frame_ring.cleanup(prefix) == 1 and not os.path.exists(leftover)
