@@ -88,14 +88,14 @@ def score(seq: str, out: Path, seconds: float) -> dict:
 
 def print_table(title: str, results: dict[str, dict[str, dict]]) -> None:
     print(f"\n## {title}")
-    print(f"{'tracker':<22}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
-    print(f"{'':<22}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
+    print(f"{'tracker':<24}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
+    print(f"{'':<24}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
     for name, per in results.items():
         cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
                         for s in SEQS)
         mh = np.mean([per[s]["HOTA"] for s in SEQS])
         mi = np.mean([per[s]["IDF1"] for s in SEQS])
-        print(f"{name:<22}{cells}{mh:>9.3f}/{mi:.3f}")
+        print(f"{name:<24}{cells}{mh:>9.3f}/{mi:.3f}")
 
 
 def vidtrack_rows(tmp: Path, variants: dict[str, dict], appearance: bool) -> dict[str, dict]:
@@ -145,6 +145,8 @@ def ablation(tmp: Path) -> None:
         "-ORU": {"oru": False},
         "+OCR": {"observation_recovery": True},
         "+IoU gating": {"iou_gating": True},
+        "+OCM 0.2 (OC-SORT)": {"direction_weight": 0.2},
+        "+OCM 0.1": {"direction_weight": 0.1},
         "max_iou_distance=0.7": {"max_iou_distance": 0.7},
         "n_init=2": {"n_init": 2},
         "max_age=60": {"max_age": 60},
@@ -160,6 +162,7 @@ def ablation(tmp: Path) -> None:
         "max_cos=0.2": {"max_cosine_distance": 0.2},
         "-gating": {"gating": False},
         "-ORU": {"oru": False},
+        "+OCM 0.2 (OC-SORT)": {"direction_weight": 0.2},
         "secondary_iou=0.8": {"secondary_iou_distance": 0.8},
         "-backfill": {"backfill": False},
         "DeepSORT-like": {"matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,

@@ -139,6 +139,38 @@ def test_switches_keep_ids_in_the_bounce_with_appearance(switch):
     assert first == last == (1, 2)
 
 
+def test_direction_history_origins_and_bonus():
+    """OCM: origin = earliest observation in the last delta_t frames (else the last one);
+    the bonus rewards detections along the track's direction, penalises those against it."""
+    from tracker.direction import DirectionHistory
+
+    h = DirectionHistory(delta_t=3)
+    h.append(np.array([[0.0, 0.0]]), frame=0)
+    for f in (1, 2, 3):
+        h.observe(np.array([0]), np.array([[10.0 * f, 0.0]]), frame=f)
+    np.testing.assert_allclose(h.direction[0], [1, 0], atol=1e-6)
+    np.testing.assert_allclose(h.origins(np.array([0]), frame=4), [[10.0, 0.0]])  # frame 1's
+    np.testing.assert_allclose(h.origins(np.array([0]), frame=20), [[30.0, 0.0]])  # none recent: the last
+    dets = np.array([[50.0, 0.0], [0.0, 0.0], [10.0, 40.0]])  # ahead, behind, sideways (from frame 1's 10,0)
+    bonus = h.bonus(np.array([0]), dets, np.array([1.0, 1.0, 0.5]), frame=4, weight=0.2)
+    np.testing.assert_allclose(bonus, [[0.1, -0.1, 0.0]], atol=1e-4)  # arccos near +-1 is steep
+    h.append(np.array([[5.0, 5.0]]), frame=4)  # a new track has no direction: no bonus
+    assert np.all(h.bonus(np.array([1]), dets, np.ones(3), frame=5, weight=0.2) == 0)
+
+
+def test_direction_term_keeps_ids_on_simple_motion_and_validates():
+    first, last = left_right_ids(TrackerConfig(appearance=True, direction_weight=0.2))
+    assert first == last == (1, 2)
+    t = Tracker(TrackerConfig(n_init=1, direction_weight=0.2))
+    for f in range(6):
+        s = t.update(one([10 + 8 * f, 10, 50 + 8 * f, 90]), f)
+    assert [x.track_id for x in s] == [1] and s[0].hits == 6
+    with pytest.raises(ConfigError, match="tracker.direction_weight"):
+        TrackerConfig(direction_weight=2.0)
+    with pytest.raises(ConfigError, match="tracker.direction_delta_t"):
+        TrackerConfig(direction_delta_t=0)
+
+
 def test_config_from_dict_validates_and_names_the_key():
     cfg = TrackerConfig.from_dict({"max_age": 10, "max_cosine_distance": 1, "embedding_ema": None})
     assert cfg.max_age == 10 and cfg.max_cosine_distance == 1.0

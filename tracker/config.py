@@ -39,11 +39,18 @@ class TrackerConfig:
     class_aware: only match detections of the track's class.
     fuse_score: IoU rounds use 1 - IoU * score (ByteTrack's score fusion) as the cost.
     low_round_tentative: the low-score round also considers tentative tracks.
+    direction_weight: OC-SORT's observation-centric momentum (OCM): in the IoU round of
+        high-score detections, subtract weight * score * (pi/2 - angle) / pi from the cost,
+        where angle is between the track's recent direction of motion and the direction from
+        its observation ``direction_delta_t`` frames back to the detection (0 = off;
+        OC-SORT uses 0.2). Pairs are still accepted on the IoU cost alone.
+    direction_delta_t: frames back for that direction (OC-SORT: 3).
 
     Defaults were chosen once for all three MOT15 benchmark sequences (bench/tracker.py
     prints the ablation): ByteTrack-style score split 0.7 / 0.1, score-fused IoU with a
-    0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on; with
-    appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
+    0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on, OC-SORT OCM off (it lifts KITTI-17
+    but costs TUD-Campus more); with appearance: DeepSORT cascade, EMA 0.9 embeddings,
+    cosine ceiling 0.3.
     """
 
     max_age: int = 30
@@ -69,6 +76,8 @@ class TrackerConfig:
     class_aware: bool = True
     fuse_score: bool = True
     low_round_tentative: bool = False
+    direction_weight: float = 0.0
+    direction_delta_t: int = 3
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +101,10 @@ class TrackerConfig:
                 raise bad(key, "must be in 0..1")
         if self.embedding_ema is not None and not 0.0 <= self.embedding_ema < 1.0:
             raise bad("embedding_ema", "must be in [0, 1) or None")
+        if not 0.0 <= self.direction_weight <= 1.0:
+            raise bad("direction_weight", "must be in 0..1")
+        if self.direction_delta_t < 1:
+            raise bad("direction_delta_t", "must be >= 1 frame")
         if self.iou_rescue_max_age < 1:
             raise bad("iou_rescue_max_age", "must be >= 1")
 

@@ -5,6 +5,8 @@ Association per frame (detections split by score into high / low):
    on cosine distance, Mahalanobis-gated, DeepSORT cascade or one global assignment; then
    IoU for tentative + recently missed tracks vs what is left.
    motion mode: all tracks vs high detections on IoU distance (gated if enabled).
+   Optionally (OC-SORT's OCM) the cost of that IoU round also rewards detections that
+   continue a track's direction of motion.
 2. optional ByteTrack round: unmatched confirmed tracks vs low-score detections on IoU.
 3. optional OC-SORT recovery: unmatched tracks' last observed box vs remaining high ones.
 Unmatched high detections start tentative tracks. Only same-class pairs are matched.
@@ -16,6 +18,7 @@ import numpy as np
 from detector.types import Detections
 from tracker import kalman as K
 from tracker.config import TrackerConfig
+from tracker.direction import DirectionHistory
 from tracker.linear_assignment import iou_matrix, matching_cascade, min_cost_matching
 from tracker.nn_matching import AppearanceBank
 from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
@@ -43,6 +46,7 @@ class Tracker:
         self._saved_mean = np.zeros((0, 8))
         self._saved_cov = np.zeros((0, 8, 8))
         self.appearance = AppearanceBank(self.config.gallery_budget, self.config.embedding_ema)
+        self.directions = DirectionHistory(self.config.direction_delta_t) if self.config.direction_weight > 0 else None
 
     # ------------------------------------------------------------------ public
     def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
@@ -67,6 +71,7 @@ class Tracker:
         high = np.flatnonzero(scores >= cfg.high_score_threshold)
         low = np.flatnonzero(scores < cfg.high_score_threshold)
         z = K.xyxy_to_xyah(dets.boxes)
+        centres = z[:, :2]
 
         T = len(self.tracks)
         mean, cov = self.kf.mean, self.kf.cov
@@ -110,7 +115,11 @@ class Tracker:
             high_left = high
             iou_rows = track_left
             iou_ceiling = cfg.max_iou_distance
-        m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, iou_ceiling)
+        bonus = None
+        if self.directions is not None and len(iou_rows) and len(high_left):
+            bonus = self.directions.bonus(iou_rows, centres[high_left], scores[high_left], frame_index,
+                                          cfg.direction_weight)
+        m = self._iou_round(iou_rows, high_left, iou_cost, infeasible, iou_ceiling, bonus)
         matches.append(m)
         track_left = _without(track_left, m[:, 0], T)
         high_left = _without(high_left, m[:, 1], len(dets))
@@ -144,11 +153,18 @@ class Tracker:
         return self._snapshots(np.ones(len(self.tracks), bool))
 
     # ------------------------------------------------------------------ steps
-    def _iou_round(self, rows, cols, iou_cost, infeasible, max_cost) -> np.ndarray:
+    def _iou_round(self, rows, cols, iou_cost, infeasible, max_cost, bonus=None) -> np.ndarray:
+        """Hungarian on the IoU cost of tracks ``rows`` x detections ``cols``; with ``bonus``
+        float[len(rows), len(cols)] the assignment uses cost - bonus but a pair is accepted
+        on its IoU cost alone (as OC-SORT does)."""
         if len(rows) == 0 or len(cols) == 0:
             return _EMPTY_MATCH
         cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, iou_cost[np.ix_(rows, cols)])
-        m, _, _ = min_cost_matching(cost, max_cost)
+        if bonus is None:
+            m, _, _ = min_cost_matching(cost, max_cost)
+        else:
+            cost = np.where(cost > max_cost, np.inf, cost - bonus)
+            m, _, _ = min_cost_matching(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
         return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1)
 
     def _apply_matches(self, matches, dets, z, use_app, frame_index, dt) -> None:
@@ -168,6 +184,8 @@ class Tracker:
             self.kf.update(rows, z[cols])
         if use_app:
             self.appearance.add(rows, dets.embeddings[cols])
+        if self.directions is not None:
+            self.directions.observe(rows, z[cols, :2], frame_index)
         scores = dets.scores.tolist()
         n_init = cfg.n_init
         for r, c in zip(rows.tolist(), cols.tolist()):
@@ -199,6 +217,8 @@ class Tracker:
             self._saved_mean = np.concatenate([self._saved_mean, self.kf.mean[base:]])
             self._saved_cov = np.concatenate([self._saved_cov, self.kf.cov[base:]])
         self.appearance.append(len(cols), dets.embeddings[cols] if use_app else None)
+        if self.directions is not None:
+            self.directions.append(z[cols, :2], frame_index)
         for c in cols:
             t = Track(self._next_id, int(dets.class_ids[c]), float(dets.scores[c]), z[c], frame_index, cfg.n_init)
             self._next_id += 1
@@ -210,6 +230,8 @@ class Tracker:
         if not alive.all():
             self.kf.keep(alive)
             self.appearance.keep(alive)
+            if self.directions is not None:
+                self.directions.keep(alive)
             if self.config.oru:
                 self._saved_mean, self._saved_cov = self._saved_mean[alive], self._saved_cov[alive]
             self.tracks = [t for t, a in zip(self.tracks, alive) if a]
