@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 SHM_DIR = "/dev/shm"
 MAGIC = b"VTRING1\0"
 HEADER = 64
-NAME_RE = re.compile(r"^vidtrack-[A-Za-z0-9_-]{1,64}$")
+NAME_RE = re.compile(r"^vidtrack-[A-Za-z0-9_.-]{1,200}$")  # no "/": a file directly in SHM_DIR
 MAX_SLOTS = 1024
 MAX_SLOT_BYTES = 8192 * 8192 * 3
 

@@ -46,6 +46,15 @@ def test_round_trip_through_the_ring_and_slot_reuse(prefix):
     assert not [e for e in os.listdir(frame_ring.SHM_DIR) if e.startswith(prefix)]
 
 
+def test_any_valid_stream_id_makes_a_valid_ring_name(prefix):
+    """Ring names carry the stream id: the longest id with dots still gets a ring."""
+    writer = RingWriter(f"{prefix}-{'cam.1_x-' * 8}", slots=1)
+    try:
+        assert writer.put(_image(1)) is not None and not writer.disabled
+    finally:
+        writer.close()
+
+
 def test_a_full_ring_blocks_until_a_slot_is_released(prefix):
     writer, reader = RingWriter(prefix, slots=2), RingReader()
     try:
