@@ -2,8 +2,9 @@
 the detector maps, and the ZeroMQ message carries only the slot number.
 
 Why: over ipc a 1080p frame (6.2 MB) crosses the kernel twice (socket write, socket read);
-measured on the 2-core dev box that costs ~2 CPU ms per frame against ~0.25 ms for one
-memcpy, CPU that decode and inference need (bench/pipeline.py prints both transports).
+on the 2-core dev box that costs ~2 CPU ms per frame against ~0.25 ms for one memcpy
+(an ad-hoc timing loop), CPU that decode and inference need; bench/pipeline.py prints both
+transports' throughput and the end-to-end rate with each.
 
 Segment layout (a file in /dev/shm, mode 0600, space reserved up front with
 posix_fallocate so a full tmpfs is an error here and never a SIGBUS later)::
