@@ -93,9 +93,9 @@ class KerasEmbedder:
             input_signature=[tf.TensorSpec([None, *self.input_size, 3], tf.float32)],
         )
         # frozen like the detector: 1,970-2,090 vs 1,670-1,710 crops/s at batch 32 (ad-hoc loop)
-        from detector.runtime import _frozen
+        from detector.runtime import frozen_function
 
-        self._predict = _frozen(predict.get_concrete_function())
+        self._predict = frozen_function(predict.get_concrete_function())
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "KerasEmbedder":

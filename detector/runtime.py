@@ -100,7 +100,7 @@ class Detector:
             return boxes, obj, cls_p
 
         if not jit_compile:
-            predict = _frozen(predict.get_concrete_function(tf.TensorSpec([None, h, w, 3], tf.float32)))
+            predict = frozen_function(predict.get_concrete_function(tf.TensorSpec([None, h, w, 3], tf.float32)))
         return cls(predict, (h, w), decode.class_names, conf_threshold, iou_threshold, resize,
                    max_detections, model=model)
 
@@ -119,7 +119,7 @@ class Detector:
         except Exception as exc:
             raise ModelError(f"cannot load SavedModel {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
         names = meta.get("output_names")
-        frozen = _frozen(serve)
+        frozen = frozen_function(serve)
 
         def predict(x):
             out = frozen(x)
@@ -196,15 +196,16 @@ class Detector:
         return Detections(transform.to_original(b[keep]), s[keep], cols[keep].astype(np.int32))
 
 
-def _frozen(concrete_fn):
-    """``concrete_fn`` with its variables folded into constants.
+def frozen_function(concrete_fn):
+    """``concrete_fn`` (one float32 tensor in) with its variables folded into constants;
+    used for the detector here and the learned embedder in :mod:`detector.embedder`.
 
     With constant filters TensorFlow's graph optimiser fuses each convolution with its bias
     and activation and oneDNN caches the filter's packed layout, instead of repacking the
     variable on every call (yolov4-tiny at batch 1 on 2 cores under oneDNN: 11 frames/s
-    unfrozen, 16-20 frozen, in a throwaway timing loop). The returned callable keeps ``concrete_fn``'s outputs (a list or a
-    dict, as the original). Falls back to ``concrete_fn`` if this TensorFlow lacks the
-    converter (it lives in ``tensorflow.python``)."""
+    unfrozen, 16-20 frozen, in a throwaway timing loop). The returned callable keeps
+    ``concrete_fn``'s outputs (a tensor, list or dict, as the original). Falls back to
+    ``concrete_fn`` if this TensorFlow lacks the converter (it lives in ``tensorflow.python``)."""
     try:
         from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
     except ImportError:  # pragma: no cover - depends on the TensorFlow build

@@ -53,7 +53,7 @@ class DirectionHistory:
         d /= np.linalg.norm(d, axis=2, keepdims=True) + 1e-6
         cos = np.clip(np.einsum("tk,tnk->tn", self.direction[rows], d), -1.0, 1.0)
         moving = np.any(self.direction[rows] != 0, axis=1)[:, None]
-        agree = (np.pi / 2 - np.abs(np.arccos(cos))) / np.pi
+        agree = (np.pi / 2 - np.arccos(cos)) / np.pi  # arccos is in [0, pi]
         return np.where(moving, agree, 0.0) * weight * np.clip(scores, 0.0, 1.0)[None, :]
 
     def observe(self, rows: np.ndarray, centres: np.ndarray, frame: int) -> None:
