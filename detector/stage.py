@@ -35,7 +35,6 @@ class DetectorStageSpec:
     hwm: int = 4
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
-    accept_shared_memory: bool = False  # resolve "shm" frames (only when every frame socket is ipc)
 
 
 @dataclass
@@ -86,8 +85,9 @@ class DetectorStage:
         # stats on bench/pipeline.py's clip: 76 batches for 300 frames; 39 with this).
         self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=max(spec.hwm, spec.batch_size))
         self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
+        # shared-memory frames only come from grabbers on this machine: accepted on ipc sockets only
         ipc_only = all(e.startswith("ipc://") for e in spec.frame_endpoints)
-        self._rings = RingReader() if spec.accept_shared_memory and ipc_only else None
+        self._rings = RingReader() if ipc_only else None
 
     def _receive_batch(self) -> list:
         """Wait up to 100 ms for a first message, then gather what arrives within the batch window."""

@@ -151,8 +151,7 @@ class Service:
             frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
             model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
             iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
-            hwm=self.config.transport.hwm, security=self.security, threads=d.threads,
-            accept_shared_memory=self.config.transport.kind == "ipc")
+            hwm=self.config.transport.hwm, security=self.security, threads=d.threads)
 
     def _tracker_spec(self) -> TrackerStageSpec:
         o = self.config.output
