@@ -63,11 +63,9 @@ def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) ->
     from detector.runtime import Detector
     from vidtrack.paths import resolve_model
 
-    import tensorflow as tf
+    from detector.stage import configure_threads
 
-    from detector.stage import detector_threads
-
-    tf.config.threading.set_intra_op_parallelism_threads(detector_threads(threads))
+    configure_threads(threads)
     det = Detector.load(resolve_model(model))
     emb = load_embedder(embedder)
     det.detect(frames[:batch])  # warm-up: build the graph for this batch size

@@ -77,3 +77,13 @@ def test_detector_threads_leave_a_core_for_decoding():
     assert detector_threads(0, cpu_count=16) == 15
     assert detector_threads(0, cpu_count=1) == 1
     assert detector_threads(3, cpu_count=2) == 3
+
+
+def test_configure_threads_sets_tensorflow_and_opencv_pools_alike():
+    import subprocess
+    import sys
+
+    code = ("from detector.stage import configure_threads; import cv2, tensorflow as tf; "
+            "n = configure_threads(1); print(n, cv2.getNumThreads(), tf.config.threading.get_intra_op_parallelism_threads())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split()[-3:] == ["1", "1", "1"]
