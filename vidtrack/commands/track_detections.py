@@ -16,6 +16,7 @@ import numpy as np
 
 from detector.types import Detections
 from tracker import Tracker, TrackerConfig
+from tracker.interpolation import interpolate_gaps
 from vidtrack.errors import ConfigError, SourceError
 from vidtrack.mot import read_detections, read_feature_detections, write_mot
 
@@ -114,11 +115,23 @@ def run(args: argparse.Namespace) -> int:
         if args.frames or args.video:
             frames = _embed_from_images(frames, args)
     rows, spent = track_sequence(frames, cfg, backfill=not args.no_backfill)
+    if args.interpolate:
+        rows = interpolate_gaps(rows, args.interpolate)
     n = write_mot(args.output, rows)
     nf = max(frames) if frames else 0
     print(f"{nf} frames, {len({r[1] for r in rows})} tracks, {n} rows -> {args.output} "
           f"({nf / max(spent, 1e-9):.0f} tracker updates/s)")
     return 0
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of frames, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 frames, got {value}")
+    return value
 
 
 def register(subparsers) -> None:
@@ -133,4 +146,6 @@ def register(subparsers) -> None:
     p.add_argument("--config", help="config.toml with a [tracker] table")
     p.add_argument("--min-score", type=float, default=None, help="drop detections below this score")
     p.add_argument("--no-backfill", action="store_true", help="do not write a track's tentative frames once confirmed")
+    p.add_argument("--interpolate", type=_non_negative_int, default=0, metavar="MAX_GAP",
+                   help="fill gaps of up to MAX_GAP frames inside a track by linear interpolation (offline; 0 = off)")
     p.set_defaults(func=run)
