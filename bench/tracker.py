@@ -9,6 +9,9 @@ bench/peer_runner.py. Inputs (../shared/data/mot):
   A. motion: sort-frcnn-det/<SEQ>/det.txt (Faster R-CNN, scores 0.5..1) for every tracker;
   B. appearance: deepsort-features/<SEQ>.npy (the public ACF dets + 128-d DeepSORT
      features), fed identically to vidtrack and deep-sort-realtime.
+  C. generated scenes (vidtrack.synthetic) turned into noisy detections;
+  D / C'. tables A and C again after the offline gap interpolation of
+     `vidtrack track-detections --interpolate` applied to every tracker's output alike.
 Scores: TrackEval HOTA / MOTA / IDF1 / IDSW via vidtrack.evaluation. Speed: tracker
 update calls per second (only the update call is timed).
 """
@@ -33,7 +36,8 @@ from detector.types import Detections  # noqa: E402
 from tracker import Tracker, TrackerConfig  # noqa: E402
 from vidtrack.commands.track_detections import track_sequence  # noqa: E402
 from vidtrack.evaluation import evaluate_mot  # noqa: E402
-from vidtrack.mot import read_detections, read_feature_detections, write_mot  # noqa: E402
+from tracker.interpolation import interpolate_gaps  # noqa: E402
+from vidtrack.mot import read_detections, read_feature_detections, read_mot, write_mot  # noqa: E402
 
 DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mot"
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17"]
@@ -44,6 +48,9 @@ MOTION_PEERS = ["sort", "bytetrack", "ocsort", "botsort", "norfair"]
 # The appearance input uses the same defaults (ACF scores are not probabilities, but
 # nearly all are above the 0.7 split; fuse_score clips scores to 0..1).
 APPEARANCE: dict = {}
+# Table D: the offline post-process of `vidtrack track-detections --interpolate`, applied
+# identically to every tracker's output (it needs the future, so tables A-C are online).
+INTERPOLATE_GAP = 20
 
 
 def seq_len(seq: str) -> int:
@@ -83,7 +90,29 @@ def run_vidtrack(frames, n, cfg, out, backfill=True) -> float:
 def score(seq: str, out: Path, seconds: float) -> dict:
     m = evaluate_mot(DATA / seq / "gt" / "gt.txt", out)
     m["ups"] = seq_len(seq) / max(seconds, 1e-9)
+    m["out"] = out
     return m
+
+
+def interpolated(out: Path, max_gap: int = INTERPOLATE_GAP) -> Path:
+    """``out`` (any tracker's MOT txt) with vidtrack's offline gap interpolation applied."""
+    a = read_mot(out)
+    rows = [(f, i, x, y, x + w, y + h, s) for f, i, x, y, w, h, s in a[:, :7]]
+    dst = out.with_name(out.stem + f".interp{max_gap}.txt")
+    write_mot(dst, interpolate_gaps(rows, max_gap))
+    return dst
+
+
+def interpolated_table(results: dict[str, dict[str, dict]], gt_of, seqs) -> dict[str, dict[str, dict]]:
+    """Re-score every tracker's output after the same gap interpolation (update rates kept)."""
+    table = {}
+    for name, per in results.items():
+        table[name] = {}
+        for s in seqs:
+            m = evaluate_mot(gt_of(s), interpolated(per[s]["out"]))
+            m["ups"] = per[s]["ups"]
+            table[name][s] = m
+    return table
 
 
 def print_table(title: str, results: dict[str, dict[str, dict]]) -> None:
@@ -109,7 +138,7 @@ def vidtrack_rows(tmp: Path, variants: dict[str, dict], appearance: bool) -> dic
                 frames = read_feature_detections(DATA / "deepsort-features" / f"{seq}.npy")
             else:
                 frames = read_detections(DATA / "sort-frcnn-det" / seq / "det.txt")
-            out = tmp / f"vt-{name}-{seq}.txt".replace(" ", "_")
+            out = tmp / f"vt-{'app' if appearance else 'motion'}-{name}-{seq}.txt".replace(" ", "_")
             spent = run_vidtrack(frames, seq_len(seq), TrackerConfig(**over), out, backfill)
             res[name][seq] = score(seq, out, spent)
     return res
@@ -133,6 +162,8 @@ def accuracy(args, tmp: Path) -> None:
                                              for s in SEQS}
     print_table("A. FRCNN detections (sort-frcnn-det), motion only", results)
     print_table("B. public ACF detections + DeepSORT features (appearance)", results_app)
+    print_table(f"D. table A after the same offline gap interpolation (<= {INTERPOLATE_GAP} frames) for every tracker",
+                interpolated_table(results, lambda s: DATA / s / "gt" / "gt.txt", SEQS))
 
 
 def ablation(tmp: Path) -> None:
@@ -270,6 +301,7 @@ def synthetic(args, tmp: Path, seeds=(1, 2)) -> None:
             spent = run_vidtrack(frames, 250, TrackerConfig(), out)
             m = evaluate_mot(gt, out)
             m["ups"] = 250 / spent
+            m["out"] = out
             res[label][n] = m
     if not args.skip_peers:
         ensure_peer_venv()
@@ -284,8 +316,17 @@ def synthetic(args, tmp: Path, seeds=(1, 2)) -> None:
                 out = tmp / f"{p}-{n}.txt"
                 m = evaluate_mot(files[n][0], out)
                 m["ups"] = 250 / secs[str(out)]
+                m["out"] = out
                 res[p][n] = m
-    print("\n## C. generated scenes with crossings (vidtrack.synthetic gt -> noisy detections + id embeddings)")
+    print_synthetic("C. generated scenes with crossings (vidtrack.synthetic gt -> noisy detections + id embeddings)",
+                    res, names)
+    gts = {n: files[n][0] for n in names}
+    print_synthetic(f"C'. table C after the same offline gap interpolation (<= {INTERPOLATE_GAP} frames) for every tracker",
+                    interpolated_table(res, gts.__getitem__, names), names)
+
+
+def print_synthetic(title: str, res: dict[str, dict], names: list[str]) -> None:
+    print(f"\n## {title}")
     print(f"{'tracker':<28}" + "".join(f"{n:>32}" for n in names))
     print(f"{'':<28}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in names))
     for name, per in res.items():
