@@ -117,14 +117,14 @@ def interpolated_table(results: dict[str, dict[str, dict]], gt_of, seqs) -> dict
 
 def print_table(title: str, results: dict[str, dict[str, dict]]) -> None:
     print(f"\n## {title}")
-    print(f"{'tracker':<24}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
-    print(f"{'':<24}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
+    print(f"{'tracker':<30}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
+    print(f"{'':<30}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
     for name, per in results.items():
         cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
                         for s in SEQS)
         mh = np.mean([per[s]["HOTA"] for s in SEQS])
         mi = np.mean([per[s]["IDF1"] for s in SEQS])
-        print(f"{name:<24}{cells}{mh:>9.3f}/{mi:.3f}")
+        print(f"{name:<30}{cells}{mh:>9.3f}/{mi:.3f}")
 
 
 def vidtrack_rows(tmp: Path, variants: dict[str, dict], appearance: bool) -> dict[str, dict]:
@@ -182,6 +182,8 @@ def ablation(tmp: Path) -> None:
         "n_init=2": {"n_init": 2},
         "max_age=60": {"max_age": 60},
         "-backfill": {"backfill": False},
+        "coast_frames=0 (matched only)": {"coast_frames": 0},
+        "coast_frames=1": {"coast_frames": 1},
         "filterpy kalman": {"kalman": "filterpy"},
     }
     print_table("ablation, motion (FRCNN dets): one switch changed from the default", vidtrack_rows(tmp, variants, False))
@@ -196,9 +198,10 @@ def ablation(tmp: Path) -> None:
         "+OCM 0.2 (OC-SORT)": {"direction_weight": 0.2},
         "secondary_iou=0.8": {"secondary_iou_distance": 0.8},
         "-backfill": {"backfill": False},
+        "coast_frames=0 (matched only)": {"coast_frames": 0},
         "DeepSORT-like": {"matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,
                           "oru": False, "fuse_score": False, "high_score_threshold": 0.0,
-                          "low_score_threshold": 0.0, "backfill": False},
+                          "low_score_threshold": 0.0, "backfill": False, "coast_frames": 0},
     }
     print_table("ablation, appearance (ACF dets + DeepSORT features)", vidtrack_rows(tmp, variants, True))
 

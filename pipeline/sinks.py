@@ -1,7 +1,8 @@
 """Output sinks of the tracker stage, one set per stream.
 
 - :class:`MotSink`: MOTChallenge txt ``frame,id,x,y,w,h,score,-1,-1,-1`` (frame 1-based), one row
-  per confirmed track matched in that frame (the DeepSORT convention).
+  per confirmed track matched in that frame or at most ``coast_frames`` frames before
+  (``tracker.coast_frames``; 0 = matched frames only, the DeepSORT convention).
 - :class:`JsonlSink`: every event, one JSON object per line.
 - :class:`VideoSink`: annotated mp4 (boxes, ids, short trails). The tracker stage never sees
   pixels, so this sink decodes the source file again in step with the tracked frames; it
@@ -20,14 +21,15 @@ from vidtrack.errors import SourceError
 
 
 class MotSink:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, coast_frames: int = 0):
+        self.coast_frames = int(coast_frames)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w")
 
     def write(self, frame: int, snapshots, events) -> None:
         for s in snapshots:
-            if s.state == "confirmed" and s.time_since_update == 0:
+            if s.is_reported(self.coast_frames):
                 x1, y1, x2, y2 = (float(v) for v in s.box)
                 self._file.write(f"{frame + 1},{int(s.track_id)},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
                                  f"{float(s.score):.4f},-1,-1,-1\n")
@@ -114,14 +116,15 @@ class StreamSinks:
     """The sinks configured for one stream; any may be absent."""
 
     def __init__(self, out_dir: Path | None, stream_id: str, source_url: str, live: bool,
-                 mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None):
+                 mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None,
+                 coast_frames: int = 0):
         self.frame_sinks = []
         self.jsonl = None
         if out_dir is None:
             return
         out_dir = Path(out_dir)
         if mot:
-            self.frame_sinks.append(MotSink(out_dir / f"{stream_id}.mot.txt"))
+            self.frame_sinks.append(MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames))
         if video and not live:
             self.frame_sinks.append(VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url, class_names))
         if jsonl:

@@ -102,7 +102,7 @@ class TrackerStage:
             state.sinks = StreamSinks(
                 Path(self.spec.out_dir), state.stream_id, str(fields.get("source", "")),
                 bool(fields.get("live", False)), self.spec.mot, self.spec.jsonl, self.spec.video,
-                state.events.class_names)
+                state.events.class_names, self.tracker_config.coast_frames)
         self.publish(state, [state.events.stream_event("stream.started", -1, 0.0, **fields)])
         self.report(event="stream.started", stream=state.stream_id, frames=fields.get("frames", 0))
 

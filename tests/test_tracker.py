@@ -197,3 +197,38 @@ def test_batched_and_filterpy_trackers_agree_on_a_real_sequence(shared_data, oru
     b, _ = track_sequence(frames, TrackerConfig(kalman="filterpy", oru=oru))
     assert len(a) == len(b) > 200
     np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-6, atol=1e-4)
+
+
+@pytest.mark.parametrize("coast", [0, 2])
+def test_mot_rows_coast_a_confirmed_track_for_coast_frames(coast, tmp_path):
+    from pipeline.sinks import MotSink
+    from vidtrack.commands.track_detections import track_sequence
+
+    frames, x = {}, 100.0
+    for f in range(1, 21):
+        if not 8 <= f <= 12:  # five frames without a detection
+            frames[f] = one([x, 50, x + 40, 150])
+        x += 3
+    cfg = TrackerConfig(n_init=2, coast_frames=coast)
+    rows, _ = track_sequence(frames, cfg, 20)
+    assert {r[1] for r in rows} == {1}
+    reported = [r[0] for r in rows]
+    assert reported == [f for f in range(1, 21) if not 8 + coast <= f <= 12]
+    coasted = [r for r in rows if 8 <= r[0] <= 12]
+    for r in coasted:  # predicted boxes keep moving with the track
+        np.testing.assert_allclose(r[2], 100.0 + 3 * (r[0] - 1), atol=1.5)
+
+    # the service's MOT sink follows the same rule
+    sink, t = MotSink(tmp_path / "s.mot.txt", coast), Tracker(cfg)
+    for f in range(1, 21):
+        sink.write(f - 1, t.update(frames.get(f, Detections.empty()), f), [])
+    sink.close()
+    written = [int(line.split(",")[0]) for line in (tmp_path / "s.mot.txt").read_text().splitlines()]
+    assert written == [f for f in range(2, 21) if not 8 + coast <= f <= 12]  # no backfill online
+
+
+def test_coast_frames_must_stay_below_max_age():
+    with pytest.raises(ConfigError, match="tracker.coast_frames"):
+        TrackerConfig(max_age=3, coast_frames=3)
+    with pytest.raises(ConfigError, match="tracker.coast_frames"):
+        TrackerConfig(coast_frames=-1)

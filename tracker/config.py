@@ -45,11 +45,15 @@ class TrackerConfig:
         its observation ``direction_delta_t`` frames back to the detection (0 = off;
         OC-SORT uses 0.2). Pairs are still accepted on the IoU cost alone.
     direction_delta_t: frames back for that direction (OC-SORT: 3).
+    coast_frames: what is reported, not how tracks are matched: a confirmed track stays in
+        MOT output (service files, ``track-detections``) for up to this many frames after its
+        last matched detection, with its Kalman-predicted box (0 = matched frames only, the
+        DeepSORT/SORT convention). Events still say when a track was last matched.
 
     Defaults were chosen once for all three MOT15 benchmark sequences (bench/tracker.py
     prints the ablation): ByteTrack-style score split 0.7 / 0.1, score-fused IoU with a
     0.8 ceiling, no gate on IoU rounds, OC-SORT ORU on, OC-SORT OCM off (it lifts KITTI-17
-    but costs TUD-Campus more); with appearance: DeepSORT cascade, EMA 0.9 embeddings,
+    but costs TUD-Campus more), two frames of coasting in the output; with appearance: DeepSORT cascade, EMA 0.9 embeddings,
     cosine ceiling 0.3.
     """
 
@@ -78,6 +82,7 @@ class TrackerConfig:
     low_round_tentative: bool = False
     direction_weight: float = 0.0
     direction_delta_t: int = 3
+    coast_frames: int = 2
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,6 +110,8 @@ class TrackerConfig:
             raise bad("direction_weight", "must be in 0..1")
         if self.direction_delta_t < 1:
             raise bad("direction_delta_t", "must be >= 1 frame")
+        if not 0 <= self.coast_frames < self.max_age:
+            raise bad("coast_frames", "must be in 0..max_age-1 frames")
         if self.iou_rescue_max_age < 1:
             raise bad("iou_rescue_max_age", "must be >= 1")
 

@@ -28,6 +28,12 @@ class TrackSnapshot:
     hits: int
     age: int
 
+    def is_reported(self, coast_frames: int) -> bool:
+        """Whether a track row goes into MOT output this frame: confirmed, and matched at most
+        ``coast_frames`` frames ago (0 = matched this frame only, the DeepSORT convention;
+        during the coast the box is the Kalman prediction)."""
+        return self.state == CONFIRMED and self.time_since_update <= coast_frames
+
 
 class Track:
     """Book-keeping of one track; its Kalman state and appearance live in the tracker's

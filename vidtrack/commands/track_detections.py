@@ -43,8 +43,8 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
                    backfill: bool = True) -> tuple[list[tuple], float]:
     """Track frames 1..n_frames of ``{frame: Detections}``.
 
-    Returns (rows (frame, id, x1, y1, x2, y2, score) of confirmed tracks matched in that
-    frame, tracker update seconds). With ``backfill`` (offline use), a track's tentative
+    Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in
+    that frame (matched, or coasting: ``config.coast_frames``), tracker update seconds). With ``backfill`` (offline use), a track's tentative
     frames are written once it is confirmed."""
     tracker = Tracker(config)
     n_frames = n_frames or (max(frames) if frames else 0)
@@ -58,14 +58,12 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
         snaps = tracker.update(frames.get(f, empty), f)
         spent += time.perf_counter() - t0
         for s in snaps:
-            if s.time_since_update != 0:
-                continue
             row = (f, s.track_id, *map(float, s.box), s.score)
-            if s.state == "confirmed":
+            if s.is_reported(config.coast_frames):
                 if backfill and s.track_id in pending:
                     rows.extend(pending.pop(s.track_id))
                 rows.append(row)
-            elif backfill and s.state == "tentative":
+            elif backfill and s.state == "tentative" and s.time_since_update == 0:
                 pending.setdefault(s.track_id, []).append(row)
     rows.sort(key=lambda r: (r[0], r[1]))
     return rows, spent
