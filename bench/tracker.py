@@ -173,7 +173,7 @@ def ablation(tmp: Path) -> None:
         "-low round": {"low_score_threshold": d.high_score_threshold},
         "-score split (all high)": {"high_score_threshold": 0.0, "low_score_threshold": 0.0},
         "-fuse_score": {"fuse_score": False},
-        "-ORU": {"oru": False},
+        "+ORU (OC-SORT)": {"oru": True},
         "+OCR": {"observation_recovery": True},
         "+IoU gating": {"iou_gating": True},
         "+OCM 0.2 (OC-SORT)": {"direction_weight": 0.2},
@@ -194,7 +194,7 @@ def ablation(tmp: Path) -> None:
         "-EMA (gallery 100)": {"embedding_ema": None},
         "max_cos=0.2": {"max_cosine_distance": 0.2},
         "-gating": {"gating": False},
-        "-ORU": {"oru": False},
+        "+ORU (OC-SORT)": {"oru": True},
         "+OCM 0.2 (OC-SORT)": {"direction_weight": 0.2},
         "secondary_iou=0.8": {"secondary_iou_distance": 0.8},
         "-backfill": {"backfill": False},
@@ -249,6 +249,8 @@ def speed() -> None:
             print(f"{label:<26}{kalman:>10}{best[kalman][0]:>10.0f}{best[kalman][1]:>10.0f}")
         print(f"{'':<26}{'ratio':>10}{best['batched'][0] / best['filterpy'][0]:>10.2f}"
               f"{best['batched'][1] / best['filterpy'][1]:>10.2f}")
+        runs = [_time_updates(frames, TrackerConfig(oru=True)) for _ in range(5)]
+        print(f"{label + ' +ORU':<26}{'batched':>10}{max(r[0] for r in runs):>10.0f}{max(r[1] for r in runs):>10.0f}")
 
 
 def make_synthetic(tmp: Path, seed: int, n_frames: int = 250) -> tuple[Path, Path, Path]:

@@ -132,7 +132,7 @@ def test_snapshot_fields_and_types():
     assert s.score == pytest.approx(0.75) and s.hits == 1 and s.age == 0
 
 
-@pytest.mark.parametrize("switch", [{"oru": False}, {"observation_recovery": True},
+@pytest.mark.parametrize("switch", [{"oru": True}, {"observation_recovery": True},
                                     {"matching_cascade": False}, {"embedding_ema": None}])
 def test_switches_keep_ids_in_the_bounce_with_appearance(switch):
     first, last = left_right_ids(TrackerConfig(appearance=True, **switch))
