@@ -129,6 +129,13 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     return summary.steady_fps, summary
 
 
+def busy_ms(summary) -> float:
+    """Milliseconds the service's detector stage spent per frame on its batches (letterbox,
+    network, NMS, embeddings, sending), from the stage's own stats."""
+    d = summary.detector
+    return 1e3 * d.get("busy_s", 0.0) / max(d.get("frames", 0), 1)
+
+
 def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) -> float:
     """GB/s of frame messages over ipc (zero-copy send, receive into a frame; with ``ring``
     the pixels go through a shared-memory frame ring of 8 slots)."""
@@ -217,7 +224,7 @@ def main() -> int:
         print(f"round {r + 1}: decode-only {decode_r:6.1f} ({decode_cpu_r * 1e3:.1f} CPU ms/frame), detector-only "
               f"{detect_r:6.1f} ({detect_cpu_r * 1e3:.1f} CPU ms/frame), end-to-end {e2e_r:6.1f} frames/s "
               f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the shared-memory "
-              f"ring); ratio {e2e_r / min(decode_r, detect_r):.2f}")
+              f"ring; the service's detector busy {busy_ms(summary):.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
     decode, decode_cpu, detect, detect_cpu, e2e = (float(np.median([x[i] for x in rounds])) for i in range(5))
     ratios = [x[4] / min(x[0], x[2]) for x in rounds]
     print(f"decode-only      {decode:8.1f} frames/s  ({decode_cpu * 1e3:.1f} CPU ms/frame)   medians of the rounds")
