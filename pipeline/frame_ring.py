@@ -126,12 +126,25 @@ class RingWriter:
     def put(self, image: np.ndarray, stop=None) -> tuple[str, int] | None:
         """Copy ``image`` (uint8[H, W, 3]) into a free slot; returns (ring name, slot), or None
         when the frame must go inline (ring unavailable, frame larger than a slot, stalled)."""
+        reserved = self.reserve(image.shape, stop)
+        if reserved is None:
+            return None
+        name, slot, view = reserved
+        np.copyto(view, image)
+        return name, slot
+
+    def reserve(self, shape: tuple[int, int, int], stop=None) -> tuple[str, int, np.ndarray] | None:
+        """Claim a free slot for a uint8 frame of ``shape`` and return (ring name, slot, the
+        slot as a writable uint8 array of that shape), so a decoder can write the frame in
+        place; :meth:`cancel` gives the slot back if no frame is written. Waits for a slot like
+        :meth:`put`; None when the frame must go inline."""
         if self.disabled:
             return None
-        if not self.rings and not self._new_ring(image.nbytes):
+        nbytes = int(np.prod(shape))
+        if not self.rings and not self._new_ring(nbytes):
             return None
         ring = self.rings[-1]
-        if image.nbytes > ring.slot_bytes:
+        if nbytes > ring.slot_bytes:
             return None
         waited_since = time.monotonic()
         while True:
@@ -139,8 +152,7 @@ class RingWriter:
             if len(free):
                 slot = int(free[0])
                 ring.states[slot] = 1
-                np.copyto(ring.view(slot, image.shape), image)
-                return ring.name, slot
+                return ring.name, slot, ring.view(slot, tuple(shape))
             if stop is not None and stop.is_set():
                 return None
             if time.monotonic() - waited_since > self.stall_s:
@@ -152,6 +164,12 @@ class RingWriter:
                 ring = self.rings[-1]
                 waited_since = time.monotonic()
             time.sleep(0.0005)
+
+    def cancel(self, name: str, slot: int) -> None:
+        """Give back a slot claimed by :meth:`reserve` that no message will name."""
+        for ring in self.rings:
+            if ring.name == name:
+                ring.states[slot] = 0
 
     def _new_ring(self, slot_bytes: int) -> bool:
         name = f"{self.prefix}-{secrets.token_hex(4)}"

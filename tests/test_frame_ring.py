@@ -151,3 +151,19 @@ def test_cleanup_removes_rings_left_by_killed_grabbers(prefix):
     leftover = writer.rings[0].path
     assert os.path.exists(leftover)
     assert frame_ring.cleanup(prefix) == 1 and not os.path.exists(leftover)
+
+
+def test_reserve_gives_a_writable_slot_and_cancel_frees_it(prefix):
+    writer, reader = RingWriter(prefix, slots=2), RingReader()
+    try:
+        name, slot, view = writer.reserve((48, 64, 3))
+        view[:] = 9  # a decoder writes the frame in place
+        assert int(reader.view(name, slot, (48, 64, 3))[10, 10, 2]) == 9
+        reader.release_all()
+        name2, slot2, _ = writer.reserve((48, 64, 3))
+        writer.cancel(name2, slot2)  # nothing was written: the slot is free again at once
+        assert writer.reserve((48, 64, 3))[1] == slot2
+        assert writer.reserve((480, 640, 3)) is None  # larger than a slot: inline
+    finally:
+        reader.close()
+        writer.close()

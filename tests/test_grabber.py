@@ -217,3 +217,17 @@ def test_network_camera_is_live_reconnects_then_ends(tmp_path):
     assert grabber.stats.captured == 30
     assert len(frames) + grabber.stats.dropped == 30
     assert frames[0][0].image.shape == (120, 160, 3)
+
+
+def test_read_into_a_given_array_decodes_in_place(tmp_path):
+    video = write_test_video(tmp_path / "v.avi", frames=3)
+    expected = decode_all(video)
+    with VideoSource(str(video)) as src:
+        buf = np.zeros_like(expected[0])
+        _, image = src.read(out=buf)
+        assert np.shares_memory(image, buf)
+        np.testing.assert_array_equal(buf, expected[0])
+        wrong = np.zeros((8, 8, 3), np.uint8)  # another size: a new array, the buffer untouched
+        _, image = src.read(out=wrong)
+        assert not np.shares_memory(image, wrong) and not wrong.any()
+        np.testing.assert_array_equal(image, expected[1])

@@ -12,6 +12,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import zmq
 
 from pipeline import protocol
@@ -80,8 +81,11 @@ class Grabber:
                 return False
         return False
 
-    def _send_frame(self, timestamp: float, index: int, image, blocking: bool = True) -> bool:
-        ring_slot = self._ring.put(image, self.stop) if self._ring is not None else None
+    def _send_frame(self, timestamp: float, index: int, image, blocking: bool = True,
+                    ring_slot: tuple[str, int] | None = None) -> bool:
+        """Send one frame; ``ring_slot`` names the ring slot that already holds ``image``."""
+        if ring_slot is None and self._ring is not None:
+            ring_slot = self._ring.put(image, self.stop)
         parts = protocol.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
                                       seq=self.stats.sent, encoding=self.spec.encoding, ring_slot=ring_slot)
         if self._send(parts, blocking):
@@ -128,17 +132,39 @@ class Grabber:
         return self.stats
 
     def _run_file(self, source: VideoSource) -> str:
+        shape = (source.info.height, source.info.width, 3)
         while not self.stop.is_set():
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 break
-            item = source.read()
+            item, ring_slot = self._read_into_ring(source, shape)
             if item is None:
                 break
             timestamp, image = item
-            if not self._send_frame(timestamp, self.stats.captured, image):
+            if not self._send_frame(timestamp, self.stats.captured, image, ring_slot=ring_slot):
                 break
             self.stats.captured += 1
         return "eof"
+
+    def _read_into_ring(self, source: VideoSource, shape) -> tuple:
+        """Read the next frame, decoded straight into a ring slot where there is a ring and the
+        frame has the source's size (saves a 6 MB copy per 1080p frame); returns (item, slot
+        or None). A frame that comes out another size goes into the ring by copy, or inline."""
+        reserved = self._ring.reserve(shape, self.stop) if self._ring is not None and min(shape) > 0 else None
+        if reserved is None:
+            return source.read(), None
+        name, slot, view = reserved
+        try:
+            item = source.read(out=view)
+        except BaseException:
+            self._ring.cancel(name, slot)
+            raise
+        if item is None:
+            self._ring.cancel(name, slot)
+            return None, None
+        if np.shares_memory(item[1], view):
+            return item, (name, slot)
+        self._ring.cancel(name, slot)
+        return item, None
 
     def _run_live(self, source: VideoSource) -> str:
         latest: list = [None]  # (index, timestamp, image) of the newest unsent frame

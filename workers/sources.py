@@ -71,8 +71,13 @@ class VideoSource:
         self.info = SourceInfo(self.url, self.kind, width, height, fps if fps > 0 else 25.0, max(count, 0))
         self._read = 0
 
-    def read(self) -> tuple[float, np.ndarray] | None:
-        ok, image = self._cap.read()
+    def read(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+        """The next frame as (timestamp s, uint8[H, W, 3] BGR), or None at the end.
+
+        With ``out`` (uint8[H, W, 3]) the decoder writes the frame into it when the sizes
+        match, which saves allocating and copying a frame (the returned image is then ``out``;
+        compare with ``np.shares_memory`` to know)."""
+        ok, image = self._cap.read(out) if out is not None else self._cap.read()
         if not ok or image is None:
             if self.kind == "file" and self._read == 0:
                 raise SourceError(f"no decodable frame in {self.url!r}")
