@@ -17,11 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tracker.config import TrackerConfig
 from vidtrack.errors import SourceError
 
 
 class MotSink:
-    def __init__(self, path: Path, coast_frames: int = 0):
+    def __init__(self, path: Path, coast_frames: int = TrackerConfig.coast_frames):
         self.coast_frames = int(coast_frames)
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -117,7 +118,7 @@ class StreamSinks:
 
     def __init__(self, out_dir: Path | None, stream_id: str, source_url: str, live: bool,
                  mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None,
-                 coast_frames: int = 0):
+                 coast_frames: int = TrackerConfig.coast_frames):
         self.frame_sinks = []
         self.jsonl = None
         if out_dir is None:

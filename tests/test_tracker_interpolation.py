@@ -56,3 +56,26 @@ def test_interpolate_flag_rejects_negative_gaps(tmp_path, capsys):
     except SystemExit as exc:
         assert exc.code == 2
     assert "must be >= 0" in capsys.readouterr().err
+
+
+def test_interpolation_measures_gaps_between_matched_rows_not_coasted_ones():
+    """A track missing 4 frames: coasting reports 2 predicted frames; --interpolate 3 must not
+    fill that 4-frame gap (the coasted rows stay), --interpolate 4 fills it with the straight
+    line between the matched boxes."""
+    from detector.types import Detections
+    from tracker import TrackerConfig
+    from vidtrack.commands.track_detections import track_sequence
+
+    frames = {f: Detections(np.array([[10.0 * f, 0, 10.0 * f + 40, 100]]), [0.9], [0])
+              for f in range(1, 16) if not 6 <= f <= 9}
+    cfg = TrackerConfig(n_init=2, coast_frames=2)
+    rows3, _ = track_sequence(frames, cfg, 15, interpolate=3)
+    rows4, _ = track_sequence(frames, cfg, 15, interpolate=4)
+    assert [r[0] for r in rows3] == [f for f in range(1, 16) if f not in (8, 9)]
+    assert [r[0] for r in rows4] == list(range(1, 16))
+    by_frame = {r[0]: r for r in rows4}
+    a, b = by_frame[5], by_frame[10]  # the matched rows around the gap (filtered boxes)
+    for f in range(6, 10):
+        np.testing.assert_allclose(by_frame[f][2:6], np.add(a[2:6], (f - 5) / 5 * np.subtract(b[2:6], a[2:6])))
+    coasted = {r[0]: r for r in rows3}
+    assert coasted[6][2] != by_frame[6][2]  # with the 4-frame gap left open, frame 6 is the prediction

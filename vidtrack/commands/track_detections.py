@@ -40,17 +40,22 @@ def load_tracker_config(path: str | Path | None, overrides: dict | None = None) 
 
 
 def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frames: int | None = None,
-                   backfill: bool = True) -> tuple[list[tuple], float]:
+                   backfill: bool = True, interpolate: int = 0) -> tuple[list[tuple], float]:
     """Track frames 1..n_frames of ``{frame: Detections}``.
 
-    Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in
-    that frame (matched, or coasting: ``config.coast_frames``), tracker update seconds). With ``backfill`` (offline use), a track's tentative
-    frames are written once it is confirmed."""
+    Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in each
+    frame, tracker update seconds). A track is reported where it was matched and, with its
+    predicted box, for up to ``config.coast_frames`` frames after. Offline extras: with
+    ``backfill`` a track's tentative frames are written once it is confirmed; with
+    ``interpolate`` > 0, gaps of up to that many frames between two *matched* rows of a track
+    are filled by :func:`tracker.interpolation.interpolate_gaps`, replacing any coasted rows
+    inside them (coasting still covers a track's end and longer gaps)."""
     tracker = Tracker(config)
     n_frames = n_frames or (max(frames) if frames else 0)
     dim = next((d.embeddings.shape[1] for d in frames.values()), 0)
     empty = Detections.empty(dim)
-    rows: list[tuple] = []
+    matched: list[tuple] = []
+    coasted: list[tuple] = []
     pending: dict[int, list[tuple]] = {}
     spent = 0.0
     for f in range(1, n_frames + 1):
@@ -61,10 +66,15 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
             row = (f, s.track_id, *map(float, s.box), s.score)
             if s.is_reported(config.coast_frames):
                 if backfill and s.track_id in pending:
-                    rows.extend(pending.pop(s.track_id))
-                rows.append(row)
+                    matched.extend(pending.pop(s.track_id))
+                (matched if s.time_since_update == 0 else coasted).append(row)
             elif backfill and s.state == "tentative" and s.time_since_update == 0:
                 pending.setdefault(s.track_id, []).append(row)
+    if interpolate > 0:
+        matched = interpolate_gaps(matched, interpolate)
+        covered = {(r[0], r[1]) for r in matched}
+        coasted = [r for r in coasted if (r[0], r[1]) not in covered]
+    rows = matched + coasted
     rows.sort(key=lambda r: (r[0], r[1]))
     return rows, spent
 
@@ -112,9 +122,7 @@ def run(args: argparse.Namespace) -> int:
         frames = read_detections(args.detections, args.min_score)
         if args.frames or args.video:
             frames = _embed_from_images(frames, args)
-    rows, spent = track_sequence(frames, cfg, backfill=not args.no_backfill)
-    if args.interpolate:
-        rows = interpolate_gaps(rows, args.interpolate)
+    rows, spent = track_sequence(frames, cfg, backfill=not args.no_backfill, interpolate=args.interpolate)
     n = write_mot(args.output, rows)
     nf = max(frames) if frames else 0
     print(f"{nf} frames, {len({r[1] for r in rows})} tracks, {n} rows -> {args.output} "
