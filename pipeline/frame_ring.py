@@ -16,8 +16,10 @@ posix_fallocate so a full tmpfs is an error here and never a SIGBUS later)::
     [64:64+slots)  slot states, uint8: 0 free, 1 in use (set by the grabber, cleared by the detector)
     [DATA + i * slot_bytes ...)  slot i, DATA = 64 + slots rounded up to 4096
 
-One writer per transition: the grabber turns a free slot busy before writing it; the
-detector frees it once the batch holding it is processed. A detector that dies holding
+One writer per transition: the grabber turns a free slot busy before writing it (it may
+decode straight into the slot); the detector frees it once the batch holding it is processed.
+The grabber frees a busy slot itself only when no message will ever name it (``cancel``: end
+of file, a frame of another size, a send that did not happen). A detector that dies holding
 slots never frees them: the grabber notices that nothing was freed for ``stall_s`` while
 every slot was busy, leaves that ring mapped (messages still queued may point into it) and
 starts a fresh one, up to ``max_rings``; after that it sends frames inline.

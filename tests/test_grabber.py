@@ -231,3 +231,33 @@ def test_read_into_a_given_array_decodes_in_place(tmp_path):
         _, image = src.read(out=wrong)
         assert not np.shares_memory(image, wrong) and not wrong.any()
         np.testing.assert_array_equal(image, expected[1])
+
+
+def test_file_frames_are_decoded_into_ring_slots_and_no_slot_leaks(tmp_path):
+    """After the first frame (which sizes the ring by copy) every frame is decoded straight into
+    its slot; end of file and a frame of another size leave no slot claimed."""
+    from pipeline import frame_ring
+
+    if not frame_ring.available():
+        pytest.skip("no writable /dev/shm")
+    video = write_test_video(tmp_path / "v.avi", frames=4)
+    prefix = f"vidtrack-rtest{tmp_path.name[-8:]}"
+    grabber = Grabber(GrabberSpec("s1", str(video), f"ipc://{tmp_path}/f0", ring_slots=8, ring_prefix=prefix))
+    try:
+        with VideoSource(str(video)) as src:
+            item, slot = grabber._read_into_ring(src, None)
+            assert item is not None and slot is None  # first frame: read, then copied by put
+            grabber._ring.put(item[1])
+            item, slot = grabber._read_into_ring(src, item[1].shape)
+            assert slot is not None
+            ring = grabber._ring.rings[-1]
+            np.testing.assert_array_equal(ring.view(slot[1], item[1].shape), item[1])
+            busy = int((ring.states == 1).sum())
+            item, slot = grabber._read_into_ring(src, (8, 8, 3))  # another size: copy path, slot freed
+            assert item is not None and slot is None and int((ring.states == 1).sum()) == busy
+            grabber._read_into_ring(src, item[1].shape)
+            item, slot = grabber._read_into_ring(src, item[1].shape)  # end of file
+            assert item is None and slot is None and int((ring.states == 1).sum()) == busy + 1
+    finally:
+        grabber.close()
+    assert frame_ring.cleanup(prefix) == 0

@@ -91,6 +91,8 @@ class Grabber:
         if self._send(parts, blocking):
             self.stats.sent += 1
             return True
+        if ring_slot is not None:
+            self._ring.cancel(*ring_slot)  # no message names the slot: free it
         return False
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
@@ -132,7 +134,7 @@ class Grabber:
         return self.stats
 
     def _run_file(self, source: VideoSource) -> str:
-        shape = (source.info.height, source.info.width, 3)
+        shape = None  # the last decoded frame's: the first frame sizes the ring by copy
         while not self.stop.is_set():
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 break
@@ -140,6 +142,7 @@ class Grabber:
             if item is None:
                 break
             timestamp, image = item
+            shape = image.shape
             if not self._send_frame(timestamp, self.stats.captured, image, ring_slot=ring_slot):
                 break
             self.stats.captured += 1
@@ -147,10 +150,13 @@ class Grabber:
 
     def _read_into_ring(self, source: VideoSource, shape) -> tuple:
         """Read the next frame, decoded straight into a ring slot where there is a ring and the
-        frame has the source's size (saves a 6 MB copy per 1080p frame); returns (item, slot
-        or None). A frame that comes out another size goes into the ring by copy, or inline."""
-        reserved = self._ring.reserve(shape, self.stop) if self._ring is not None and min(shape) > 0 else None
+        frame has ``shape`` (saves a 6 MB copy per 1080p frame); returns (item, slot or None),
+        item None at the end or on stop. A frame that comes out another size goes into the
+        ring by copy, or inline."""
+        reserved = self._ring.reserve(shape, self.stop) if self._ring is not None and shape is not None else None
         if reserved is None:
+            if self.stop.is_set():
+                return None, None
             return source.read(), None
         name, slot, view = reserved
         try:
