@@ -205,6 +205,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = the detector stage's auto choice)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of decode-only, detector-only, end-to-end")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     if not Path(args.video).exists():
         print(f"skipped: clip not found at {args.video} (../shared/data is absent)")
         return 0

@@ -3,8 +3,8 @@
 OpenCV's DNN runs 3x3 stride-1 convolutions with Winograd F(6x6, 3x3) (fewer multiplies),
 which is why yolov4-tiny at batch 8 stays at ~1.3x OpenCV in bench/detector.py while the
 direct convolutions already run close to this CPU's FMA peak. This probe times, for every
-3x3 stride-1 convolution of a Darknet cfg (default yolov4-tiny at 416x416, batch 8, the
-detector's thread count):
+3x3 stride-1 convolution of a Darknet cfg (default yolov4-tiny at 416x416, batch 8, 2 threads
+as in bench/detector.py):
 
 - ``direct``: ``tf.nn.conv2d`` + bias + leaky (what the frozen detector graph runs, oneDNN);
 - ``F(m,3)``: Winograd F(m x m, 3 x 3), m = 2 and 4: input and output transforms as
