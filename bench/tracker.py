@@ -128,16 +128,18 @@ def interpolated_table(results: dict[str, dict[str, dict]], gt_of, seqs) -> dict
     return table
 
 
-def print_table(title: str, results: dict[str, dict[str, dict]]) -> None:
+def print_table(title: str, results: dict[str, dict[str, dict]], seqs: list[str] = SEQS, mean: bool = True) -> None:
+    """One row per tracker: HOTA / MOTA / IDF1 / IDsw / updates per second on each sequence,
+    and (``mean``) the mean HOTA / IDF1 over them."""
     print(f"\n## {title}")
-    print(f"{'tracker':<30}" + "".join(f"{s:>32}" for s in SEQS) + f"{'mean HOTA/IDF1':>16}")
-    print(f"{'':<30}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in SEQS))
+    print(f"{'tracker':<30}" + "".join(f"{s:>32}" for s in seqs) + (f"{'mean HOTA/IDF1':>16}" if mean else ""))
+    print(f"{'':<30}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in seqs))
     for name, per in results.items():
         cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
-                        for s in SEQS)
-        mh = np.mean([per[s]["HOTA"] for s in SEQS])
-        mi = np.mean([per[s]["IDF1"] for s in SEQS])
-        print(f"{name:<30}{cells}{mh:>9.3f}/{mi:.3f}")
+                        for s in seqs)
+        if mean:
+            cells += f"{np.mean([per[s]['HOTA'] for s in seqs]):>9.3f}/{np.mean([per[s]['IDF1'] for s in seqs]):.3f}"
+        print(f"{name:<30}{cells}")
 
 
 def vidtrack_rows(tmp: Path, variants: dict[str, dict], appearance: bool) -> dict[str, dict]:
@@ -338,21 +340,11 @@ def synthetic(args, tmp: Path, seeds=(1, 2)) -> None:
                 m["ups"] = 250 / secs[str(out)]
                 m["out"] = out
                 res[p][n] = m
-    print_synthetic("C. generated scenes with crossings (vidtrack.synthetic gt -> noisy detections + id embeddings)",
-                    res, names)
+    print_table("C. generated scenes with crossings (vidtrack.synthetic gt -> noisy detections + id embeddings)",
+                res, names, mean=False)
     gts = {n: files[n][0] for n in names}
-    print_synthetic(f"C'. table C after offline gap interpolation (<= {INTERPOLATE_GAP} frames) for every tracker; upd/s of C",
-                    interpolated_table(res, gts.__getitem__, names), names)
-
-
-def print_synthetic(title: str, res: dict[str, dict], names: list[str]) -> None:
-    print(f"\n## {title}")
-    print(f"{'tracker':<28}" + "".join(f"{n:>32}" for n in names))
-    print(f"{'':<28}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in names))
-    for name, per in res.items():
-        print(f"{name:<28}" + "".join(
-            f"{per[n]['HOTA']:>8.3f}{per[n]['MOTA']:>6.3f}{per[n]['IDF1']:>6.3f}{per[n]['IDSW']:>5d}{per[n]['ups']:>7.0f}"
-            for n in names))
+    print_table(f"C'. table C after offline gap interpolation (<= {INTERPOLATE_GAP} frames) for every tracker; upd/s of C",
+                interpolated_table(res, gts.__getitem__, names), names, mean=False)
 
 
 def main() -> None:
