@@ -219,6 +219,7 @@ def main() -> int:
     # target are taken in rounds, one after another, and compared round by round and as medians.
     rounds = []
     for r in range(args.rounds):
+        # not the first read's rate: keeping the frames costs allocations the grabber does not pay
         _, decode_r, decode_cpu_r = read_frames(args.video, args.frames, keep=False)
         detect_r, detect_cpu_r = detector_fps(frames, args.model, args.embedder, args.batch, args.threads)
         e2e_r, summary = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
