@@ -44,6 +44,13 @@ HEADER = 64
 NAME_RE = re.compile(r"^vidtrack-[A-Za-z0-9_.-]{1,200}$")  # no "/": a file directly in SHM_DIR
 MAX_SLOTS = 1024
 MAX_SLOT_BYTES = 8192 * 8192 * 3
+# A grabber waiting for a free slot checks again after 0.5 ms, then after pauses doubling up
+# to 8 ms. Slots come back a batch at a time, while the detector still holds a queued batch,
+# so a few ms of lateness costs no throughput. Polling every 0.5 ms woke the blocked grabber
+# ~2,000 times a second on cores the detector needs (bench/pipeline.py's per-process table:
+# ~10 grabber time slices per frame before, ~3 after).
+MIN_PAUSE_S = 0.0005
+MAX_PAUSE_S = 0.008
 
 
 def available() -> bool:
@@ -117,11 +124,13 @@ class _Segment:
 class RingWriter:
     """Grabber side: hands out free slots of a ring sized for the first frame it sees."""
 
-    def __init__(self, prefix: str, slots: int, stall_s: float = 5.0, max_rings: int = 3):
+    def __init__(self, prefix: str, slots: int, stall_s: float = 5.0, max_rings: int = 3,
+                 max_pause_s: float = MAX_PAUSE_S):
         self.prefix = prefix
         self.slots = slots
         self.stall_s = stall_s
         self.max_rings = max_rings
+        self.max_pause_s = max_pause_s
         self.rings: list[_Segment] = []  # the last one is current
         self.disabled = slots <= 0 or not available()
 
@@ -149,6 +158,7 @@ class RingWriter:
         if nbytes > ring.slot_bytes:
             return None
         waited_since = time.monotonic()
+        pause = MIN_PAUSE_S
         while True:
             free = np.flatnonzero(ring.states == 0)
             if len(free):
@@ -165,7 +175,8 @@ class RingWriter:
                     return None
                 ring = self.rings[-1]
                 waited_since = time.monotonic()
-            time.sleep(0.0005)
+            time.sleep(pause)
+            pause = min(2 * pause, self.max_pause_s)
 
     def cancel(self, name: str, slot: int) -> None:
         """Give back a slot claimed by :meth:`reserve` that no message will name."""

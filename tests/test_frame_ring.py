@@ -74,6 +74,28 @@ def test_a_full_ring_blocks_until_a_slot_is_released(prefix):
         writer.close()
 
 
+def test_a_waiting_writer_backs_off_to_max_pause(prefix, monkeypatch):
+    """While every slot is held the writer re-checks after pauses that double from
+    MIN_PAUSE_S up to max_pause_s (not a fixed fast poll), and takes the slot once freed."""
+    writer, reader = RingWriter(prefix, slots=1, max_pause_s=0.004), RingReader()
+    pauses = []
+    try:
+        ring, slot = writer.put(_image(1))
+        reader.view(ring, slot, (48, 64, 3))
+
+        def fake_sleep(seconds):
+            pauses.append(seconds)
+            if len(pauses) == 8:
+                reader.release_all()
+
+        monkeypatch.setattr(frame_ring.time, "sleep", fake_sleep)
+        assert writer.put(_image(2)) == (ring, slot)
+        assert pauses == [0.0005, 0.001, 0.002, 0.004, 0.004, 0.004, 0.004, 0.004]
+    finally:
+        reader.close()
+        writer.close()
+
+
 def test_a_stalled_ring_is_replaced_then_frames_go_inline(prefix):
     """Slots held by a reader that never frees them (a crashed detector): after stall_s the
     writer starts a fresh ring, and after max_rings it sends frames inline (None)."""
