@@ -264,15 +264,17 @@ class Service:
             elif event == "ended":
                 stream.dropped = int(r.get("dropped", 0))
         elif stage == "tracker" and stream is not None:
-            if event == "frame":
-                stream.frames_tracked += 1
-                now = time.monotonic()
-                if self.summary.first_frame_at is None:
-                    self.summary.first_frame_at = now
-                self.summary.last_frame_at = now
+            if event == "frames":  # frames tracked since the stage's last report, and when
+                count = int(r.get("count", 0))
+                stream.frames_tracked += count
+                first_at, last_at = float(r["first_at"]), float(r["last_at"])
+                if self.summary.first_frame_at is None or first_at < self.summary.first_frame_at:
+                    self.summary.first_frame_at = first_at
+                if self.summary.last_frame_at is None or last_at > self.summary.last_frame_at:
+                    self.summary.last_frame_at = last_at
                 bar = self._bars.get(stream.stream_id)
                 if bar is not None:
-                    bar.update(1)
+                    bar.update(count)
             elif event == "stream.ended":
                 stream.reason = r.get("reason", "")
         elif stage == "detector" and event == "stats":

@@ -23,6 +23,11 @@ from tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
+# Tracked-frame counts go to the supervisor (progress bars, the run summary) at most this
+# often per stream, not once per frame: each report is a pickle, a pipe write and a wake-up
+# of the supervisor, on cores the detector needs.
+PROGRESS_INTERVAL_S = 0.25
+
 
 @dataclass
 class TrackerStageSpec:
@@ -60,6 +65,9 @@ class StreamState:
     frames: int = 0
     skipped: int = 0
     ended: bool = False
+    unreported: int = 0  # frames tracked since the last progress report
+    unreported_first_at: float = 0.0  # time.monotonic() when the first of them was tracked
+    unreported_last_at: float = 0.0
 
 
 class TrackerStage:
@@ -165,10 +173,25 @@ class TrackerStage:
             for sink in state.sinks.frame_sinks:
                 sink.write(msg.index, snapshots, events)
         self.publish(state, events)
-        self.report(event="frame", stream=state.stream_id, index=msg.index)
+        now = time.monotonic()
+        if state.unreported == 0:
+            state.unreported_first_at = now
+        state.unreported += 1
+        state.unreported_last_at = now
+        if now - state.unreported_first_at >= PROGRESS_INTERVAL_S:
+            self._report_progress(state)
+
+    def _report_progress(self, state: StreamState) -> None:
+        """Tell the supervisor how many frames were tracked since the last report, and when
+        (``time.monotonic()`` of the first and the last: the clock is system-wide)."""
+        if state.unreported:
+            self.report(event="frames", stream=state.stream_id, count=state.unreported,
+                        first_at=state.unreported_first_at, last_at=state.unreported_last_at)
+            state.unreported = 0
 
     def _end_stream(self, state: StreamState) -> None:
         state.ended = True
+        self._report_progress(state)
         events = state.events.end_all(state.last_frame, state.last_ts, state.snapshots)
         events.append(state.events.stream_event(
             "stream.ended", state.last_frame, state.last_ts, frames=state.frames,
@@ -195,6 +218,7 @@ class TrackerStage:
                     break
         finally:
             for state in self.streams.values():
+                self._report_progress(state)
                 if not state.ended and state.sinks is not None:
                     state.sinks.close()
             time.sleep(0.2)  # let subscribers receive the last events

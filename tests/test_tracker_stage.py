@@ -1,0 +1,55 @@
+"""The tracker stage on its own: messages handed to it in-process, real sockets bound."""
+from __future__ import annotations
+
+import numpy as np
+
+from detector.types import Detections
+from pipeline import protocol, tracker_stage
+from pipeline.tracker_stage import TrackerStage, TrackerStageSpec
+
+
+def _stage(tmp_path, reports):
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+                            expected_streams=["s"])
+    return TrackerStage(spec, report=lambda **kw: reports.append(kw))
+
+
+def _detections(frame: int) -> Detections:
+    boxes = np.array([[10 + frame, 10, 40 + frame, 80]], np.float32)
+    return Detections(boxes, np.array([0.9], np.float32), np.array([0], np.int32))
+
+
+def _feed(stage, frames: int) -> None:
+    stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100, frames=frames))
+    for i in range(frames):
+        msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+        stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
+    stage._handle(protocol.encode_control("stream.ended", "s", seq=frames, reason="eof"))
+
+
+def test_tracked_frames_are_reported_in_batches_and_all_before_the_stream_ends(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 3600.0)
+    reports = []
+    stage = _stage(tmp_path, reports)
+    try:
+        _feed(stage, 30)
+    finally:
+        stage._factory.close()
+    kinds = [r["event"] for r in reports]
+    assert kinds == ["stream.started", "frames", "stream.ended"]
+    progress = reports[1]
+    assert progress["stream"] == "s" and progress["count"] == 30
+    assert progress["first_at"] <= progress["last_at"]
+    assert stage.done()
+
+
+def test_progress_is_reported_once_the_interval_has_passed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 0.0)  # every frame closes an interval
+    reports = []
+    stage = _stage(tmp_path, reports)
+    try:
+        _feed(stage, 5)
+    finally:
+        stage._factory.close()
+    counts = [r["count"] for r in reports if r["event"] == "frames"]
+    assert counts == [1, 1, 1, 1, 1]
