@@ -10,6 +10,9 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
 - end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
   steady state from the first tracked frame to the last, with frames in a shared-memory ring
   (the default) and with the pixels through the socket (``transport.shared_memory = false``);
+- per process of the end-to-end run (grabber, detector, tracker, supervisor), in the steady
+  state: CPU ms, ms spent runnable but waiting for a core, and time slices, per frame
+  (Linux /proc schedstat): where the detector stage loses time to its neighbours;
 - frame-message throughput over ipc (PUSH/PULL between two threads, raw frames of the clip's
   size) in GB/s, pixels through the socket (zero-copy send) and through the shared-memory
   ring, against a plain memory copy of the same frames.
@@ -74,13 +77,27 @@ def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) ->
     emb = load_embedder(embedder)
     det.detect(frames[:batch])  # warm-up: build the graph for this batch size
     cpu0 = time.process_time()
+    wait0 = own_run_queue_wait_s()
     start = time.perf_counter()
     for i in range(0, len(frames), batch):
         chunk = frames[i:i + batch]
         results = det.detect(chunk)
         if emb is not None:
             emb.embed(chunk, [r.boxes for r in results])
-    return len(frames) / (time.perf_counter() - start), (time.process_time() - cpu0) / len(frames)
+    elapsed = time.perf_counter() - start
+    detector_fps.run_queue_wait_per_frame = (own_run_queue_wait_s() - wait0) / len(frames)
+    return len(frames) / elapsed, (time.process_time() - cpu0) / len(frames)
+
+
+def own_run_queue_wait_s() -> float:
+    """Seconds this process's threads have spent runnable but waiting for a core (Linux; 0 elsewhere)."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            total += int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return total / 1e9
 
 
 DECODE_LOOP = """
@@ -111,6 +128,83 @@ def detector_fps_beside_decoder(frames, video: str, model: str, embedder: str, b
         decoder.wait()
 
 
+class ProcessSampler:
+    """Samples, every ``interval_s``, each process of this process tree's total on-CPU time,
+    run-queue wait (runnable but not running) and time slices, summed over its threads, from
+    Linux's /proc/<pid>/task/<tid>/schedstat (nanoseconds). Does nothing where that file is absent."""
+
+    def __init__(self, interval_s: float = 0.25):
+        self.interval_s = interval_s
+        self.snapshots: list[tuple[float, dict[int, tuple[int, int, int]]]] = []
+        self.available = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/schedstat")
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        if self.available:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        if self.available:
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            self.snapshots.append((time.monotonic(), self._snapshot()))
+            self._done.wait(self.interval_s)
+
+    @staticmethod
+    def _descendants() -> set[int]:
+        parents = {}
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                try:
+                    stat = Path(f"/proc/{name}/stat").read_text()
+                    parents[int(name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    pass
+        tree, grew = {os.getpid()}, True
+        while grew:
+            new = {pid for pid, parent in parents.items() if parent in tree and pid not in tree}
+            tree |= new
+            grew = bool(new)
+        return tree
+
+    def _snapshot(self) -> dict[int, tuple[int, int, int]]:
+        out = {}
+        for pid in self._descendants():
+            total = [0, 0, 0]
+            try:
+                for tid in os.listdir(f"/proc/{pid}/task"):
+                    fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+                    for i in range(3):
+                        total[i] += int(fields[i])
+            except (OSError, ValueError, IndexError):
+                continue  # the process or thread ended meanwhile
+            out[pid] = tuple(total)
+        return out
+
+    def per_frame(self, roles: dict[int, str], start: float, end: float, frames_per_s: float) -> dict[str, tuple]:
+        """{role: (CPU ms/frame, run-queue wait ms/frame, time slices/frame)} between the
+        snapshots nearest to ``start`` and ``end`` (time.monotonic())."""
+        if len(self.snapshots) < 2:
+            return {}
+        a = min(self.snapshots, key=lambda x: abs(x[0] - start))
+        b = min(self.snapshots, key=lambda x: abs(x[0] - end))
+        frames = frames_per_s * (b[0] - a[0])
+        if frames <= 0:
+            return {}
+        out = {}
+        for pid, role in roles.items():
+            if pid in a[1] and pid in b[1]:
+                run, wait, slices = (b[1][pid][i] - a[1][pid][i] for i in range(3))
+                prev = out.get(role, (0.0, 0.0, 0.0))
+                out[role] = (prev[0] + run / 1e6 / frames, prev[1] + wait / 1e6 / frames, prev[2] + slices / frames)
+        return out
+
+
 def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int, threads: int,
                    shared_memory: bool = True):
     from pipeline.config import Config, SourceConfig
@@ -125,8 +219,29 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     config.output.dir = None
     config.output.progress = False
     config.events.endpoint = "ipc:///tmp/vidtrack-bench-events"
-    summary = Service(config).run()
-    return summary.steady_fps, summary
+    service = Service(config)
+    with ProcessSampler() as sampler:
+        summary = service.run()
+    roles = {os.getpid(): "supervisor", service.tracker.pid: "tracker"}
+    roles.update({p.pid: "detector" for p in service.detectors.values()})
+    roles.update({p.pid: "grabber" for p in service.grabbers.values()})
+    processes = {}
+    if summary.first_frame_at is not None and summary.last_frame_at is not None:
+        processes = sampler.per_frame(roles, summary.first_frame_at, summary.last_frame_at, summary.steady_fps)
+    return summary.steady_fps, summary, processes
+
+
+def print_processes(processes: dict, e2e_fps: float) -> None:
+    """The steady-state table: where each process's time went, per tracked frame."""
+    if not processes:
+        print("  (per-process CPU not available: no /proc/<pid>/schedstat)")
+        return
+    for role, (cpu, wait, slices) in processes.items():
+        print(f"  {role:<10} CPU {cpu:5.2f} ms/frame, runnable but waiting for a core {wait:5.2f} ms/frame, "
+              f"{slices:4.1f} time slices/frame")
+    total = sum(x[0] for x in processes.values())
+    print(f"  all        CPU {total:5.2f} ms/frame = {total * e2e_fps / 1e3:.2f} of "
+          f"{os.cpu_count()} cores at the end-to-end rate")
 
 
 def busy_ms(summary) -> float:
@@ -222,12 +337,15 @@ def main() -> int:
         # not the first read's rate: keeping the frames costs allocations the grabber does not pay
         _, decode_r, decode_cpu_r = read_frames(args.video, args.frames, keep=False)
         detect_r, detect_cpu_r = detector_fps(frames, args.model, args.embedder, args.batch, args.threads)
-        e2e_r, summary = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
+        e2e_r, summary, processes = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
         rounds.append((decode_r, decode_cpu_r, detect_r, detect_cpu_r, e2e_r))
         print(f"round {r + 1}: decode-only {decode_r:6.1f} ({decode_cpu_r * 1e3:.1f} CPU ms/frame), detector-only "
               f"{detect_r:6.1f} ({detect_cpu_r * 1e3:.1f} CPU ms/frame), end-to-end {e2e_r:6.1f} frames/s "
               f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the shared-memory "
               f"ring; the service's detector busy {busy_ms(summary):.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
+        print(f"  detector-only loop: its threads runnable but waiting for a core "
+              f"{detector_fps.run_queue_wait_per_frame * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
+        print_processes(processes, e2e_r)
     decode, decode_cpu, detect, detect_cpu, e2e = (float(np.median([x[i] for x in rounds])) for i in range(5))
     ratios = [x[4] / min(x[0], x[2]) for x in rounds]
     print(f"decode-only      {decode:8.1f} frames/s  ({decode_cpu * 1e3:.1f} CPU ms/frame)   medians of the rounds")
@@ -242,7 +360,7 @@ def main() -> int:
     transport = ipc_throughput(frames[0])
     transport_ring = ipc_throughput(frames[0], ring=True)
     memcpy = memcpy_throughput(frames[0])
-    e2e_socket, summary_socket = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
+    e2e_socket, summary_socket, _ = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
                                                 args.threads, shared_memory=False)
     # Each rate above had every core to itself. Run together, decode and detection share the
     # cores, so on a CPU-only machine the end-to-end rate is also bounded by the CPU time
