@@ -231,3 +231,14 @@ def test_coast_frames_validation_keeps_short_max_age_configs():
     assert TrackerConfig(max_age=1).coast_frames == 2  # coasting is capped by deletion at max_age
     with pytest.raises(ConfigError, match="tracker.coast_frames"):
         TrackerConfig(coast_frames=-1)
+
+
+def test_aspect_noise_reaches_the_kalman_store_and_is_validated():
+    from tracker import kalman as K
+
+    for kind in ("batched", "filterpy"):
+        t = Tracker(TrackerConfig(kalman=kind, aspect_process_std=0.01, aspect_measurement_std=0.1))
+        assert t.kf.aspect == K.DEEPSORT_ASPECT
+    assert Tracker().kf.aspect == K.DEFAULT_ASPECT
+    with pytest.raises(ConfigError, match="tracker.aspect_measurement_std"):
+        TrackerConfig(aspect_measurement_std=0.0)

@@ -33,12 +33,13 @@ def test_update_matches_scalar_kalman_gain():
     assert m[0, 4] == pytest.approx(0.0)
 
 
-def test_batched_matches_filterpy_with_gaps():
+@pytest.mark.parametrize("aspect", [K.DEFAULT_ASPECT, K.DEEPSORT_ASPECT])
+def test_batched_matches_filterpy_with_gaps(aspect):
     rng = np.random.default_rng(0)
     T = 6
     boxes = rng.uniform([0, 0, 20, 40], [500, 300, 80, 200], size=(T, 4))
     boxes[:, 2:] += boxes[:, :2]
-    a, b = K.BatchedKalman(), K.FilterpyKalman()
+    a, b = K.make_store("batched", aspect), K.make_store("filterpy", aspect)
     z0 = K.xyxy_to_xyah(boxes)
     a.add(z0)
     b.add(z0)
@@ -85,3 +86,23 @@ def test_gating_rejects_far_detection():
     assert d[0, 0] < K.CHI2INV95[4] < d[0, 1]
     dp = K.gating_distance(mean, cov, dets, only_position=True)
     assert dp[0, 0] < K.CHI2INV95[2] < dp[0, 1]
+
+
+@pytest.mark.parametrize("aspect, gain", [
+    # random walk with process variance q and measurement variance r: the steady-state prior
+    # variance solves P^2 - q P - q r = 0, gain = P / (P + r)
+    (K.AspectNoise(0.05, 0.05), (np.sqrt(5) - 1) / 2),  # q = r: the golden ratio, at any scale
+    (K.AspectNoise(0.3, 0.3), (np.sqrt(5) - 1) / 2),
+    (K.DEEPSORT_ASPECT, 0.0951),  # q = 1e-4, r = 1e-2: P = 0.00105125, gain 0.0951
+])
+def test_aspect_gain_settles_to_the_hand_worked_value(aspect, gain):
+    z = np.array([[100.0, 200.0, 0.5, 200.0]])
+    mean, cov = K.initiate(z)
+    for _ in range(300):
+        mean, cov = K.predict(mean, cov, 1, aspect)
+        prior = cov[0, 2, 2]
+        mean, cov = K.update(mean, cov, z, aspect)
+    assert prior / (prior + aspect.measurement**2) == pytest.approx(gain, abs=1e-3)
+    # a detection whose aspect jumps by 0.1 moves the state by about gain * 0.1
+    m, _ = K.update(*K.predict(mean, cov, 1, aspect), np.array([[100.0, 200.0, 0.6, 200.0]]), aspect)
+    assert m[0, 2] - 0.5 == pytest.approx(0.1 * gain, abs=2e-3)

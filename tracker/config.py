@@ -23,6 +23,9 @@ class TrackerConfig:
     iou_gating: the same gate on the IoU rounds too.
     gating_position_only: gate on cx, cy only (2 dof).
     kalman: "batched" (numpy, all tracks) or "filterpy" (reference, one filter per track).
+    aspect_process_std, aspect_measurement_std: the Kalman filter's std of the box aspect
+        ratio w/h, per frame of motion and per detection (DeepSORT: 0.01 and 0.1; see
+        tracker.kalman.AspectNoise).
     appearance: use embeddings when detections carry them (auto-off when D == 0).
     matching_cascade: DeepSORT cascade by time since update (False = one global assignment).
     high_score_threshold: detections at or above it are matched first and may start tracks.
@@ -54,7 +57,8 @@ class TrackerConfig:
     Defaults were chosen for the three MOT15 benchmark sequences and two generated scenes
     (bench/tracker.py prints the ablation): ByteTrack-style score split 0.7 / 0.1,
     score-fused IoU with a 0.8 ceiling, no gate on IoU rounds, two frames of coasting in the
-    output; OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it
+    output; equal process and measurement noise on the aspect ratio (DeepSORT's 0.01 / 0.1
+    makes box shapes lag the detections); OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it
     moves HOTA and IDF1 by at most 0.002 on those five and costs about a third of the update
     rate, since every track re-found after a missed frame re-runs its filter); with
     appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
@@ -71,6 +75,8 @@ class TrackerConfig:
     iou_gating: bool = False
     gating_position_only: bool = False
     kalman: str = "batched"
+    aspect_process_std: float = 0.05
+    aspect_measurement_std: float = 0.05
     appearance: bool = True
     matching_cascade: bool = True
     high_score_threshold: float = 0.7
@@ -115,6 +121,9 @@ class TrackerConfig:
             raise bad("direction_delta_t", "must be >= 1 frame")
         if self.coast_frames < 0:
             raise bad("coast_frames", "must be >= 0 frames (tracks are deleted at max_age anyway)")
+        for key in ("aspect_process_std", "aspect_measurement_std"):
+            if not 0.0 < getattr(self, key) <= 10.0:
+                raise bad(key, "must be in (0, 10]")
         if self.iou_rescue_max_age < 1:
             raise bad("iou_rescue_max_age", "must be >= 1")
 

@@ -38,7 +38,8 @@ class Tracker:
 
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
-        self.kf = K.make_store(self.config.kalman)
+        self.kf = K.make_store(self.config.kalman, K.AspectNoise(self.config.aspect_process_std,
+                                                                  self.config.aspect_measurement_std))
         self.tracks: list[Track] = []
         self._next_id = 1
         self._last_frame: int | None = None
@@ -87,7 +88,7 @@ class Tracker:
         gated = infeasible
         if (cfg.gating and use_app) or cfg.iou_gating:
             if T and len(dets):
-                d2 = K.gating_distance(mean, cov, z, cfg.gating_position_only)
+                d2 = K.gating_distance(mean, cov, z, cfg.gating_position_only, self.kf.aspect)
                 gated = infeasible | (d2 > K.CHI2INV95[2 if cfg.gating_position_only else 4])
         app_infeasible = gated if cfg.gating else infeasible
         if cfg.iou_gating:
@@ -200,9 +201,9 @@ class Tracker:
         z0 = np.array([self.tracks[r].last_z for r in rows])
         for k in range(1, int(gaps.max()) + 1):
             act = gaps >= k
-            m, c = K.predict(mean[act], cov[act], 1)
+            m, c = K.predict(mean[act], cov[act], 1, self.kf.aspect)
             zk = z0[act] + (z_new[act] - z0[act]) * (k / gaps[act])[:, None]
-            mean[act], cov[act] = K.update(m, c, zk)
+            mean[act], cov[act] = K.update(m, c, zk, self.kf.aspect)
         self.kf.set_state(rows, mean, cov)
 
     def _start_tracks(self, cols, dets, z, use_app, frame_index) -> None:
