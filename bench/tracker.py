@@ -201,6 +201,7 @@ def ablation(tmp: Path) -> None:
         "coast_frames=0 (matched only)": {"coast_frames": 0},
         "coast_frames=1": {"coast_frames": 1},
         "filterpy kalman": {"kalman": "filterpy"},
+        "DeepSORT aspect noise 0.01/0.1": {"aspect_process_std": 0.01, "aspect_measurement_std": 0.1},
     }
     print_table("ablation, motion (FRCNN dets): one switch changed from the default", vidtrack_rows(tmp, variants, False))
     variants = {
@@ -215,9 +216,11 @@ def ablation(tmp: Path) -> None:
         "secondary_iou=0.8": {"secondary_iou_distance": 0.8},
         "-backfill": {"backfill": False},
         "coast_frames=0 (matched only)": {"coast_frames": 0},
+        "DeepSORT aspect noise 0.01/0.1": {"aspect_process_std": 0.01, "aspect_measurement_std": 0.1},
         "DeepSORT-like": {"matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,
                           "oru": False, "fuse_score": False, "high_score_threshold": 0.0,
-                          "low_score_threshold": 0.0, "backfill": False, "coast_frames": 0},
+                          "low_score_threshold": 0.0, "backfill": False, "coast_frames": 0,
+                          "aspect_process_std": 0.01, "aspect_measurement_std": 0.1},
     }
     print_table("ablation, appearance (ACF dets + DeepSORT features)", vidtrack_rows(tmp, variants, True))
 
