@@ -346,6 +346,7 @@ def main() -> int:
         print(f"  detector-only loop: its threads runnable but waiting for a core "
               f"{detector_fps.run_queue_wait_per_frame * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
         print_processes(processes, e2e_r)
+        print("  CPUs (detector.pin_cpus): " + ", ".join(f"{name} {cpus}" for name, cpus in sorted(summary.cpus.items())))
     decode, decode_cpu, detect, detect_cpu, e2e = (float(np.median([x[i] for x in rounds])) for i in range(5))
     ratios = [x[4] / min(x[0], x[2]) for x in rounds]
     print(f"decode-only      {decode:8.1f} frames/s  ({decode_cpu * 1e3:.1f} CPU ms/frame)   medians of the rounds")

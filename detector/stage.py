@@ -49,7 +49,8 @@ class DetectorStats:
 
 def detector_threads(configured: int, cpu_count: int | None = None) -> int:
     """TensorFlow intra-op threads for a detector process: ``configured`` if set, else all
-    cores but one, which is left to the grabbers decoding beside it. Measured on 2 cores
+    cores but one, which is left to the grabbers decoding beside it (the service passes the
+    number of cores it pinned the detector to, see pipeline.affinity). Measured on 2 cores
     (bench/pipeline.py): 1 thread gives 38.4 end-to-end frames/s against 33.7 with
     TensorFlow's default of every core, because decode and inference stop preempting
     each other's threads."""

@@ -58,7 +58,8 @@ class DetectorConfig:
     batch_size: int = 8
     batch_wait_ms: float = 2.0
     workers: int = 1  # detector processes pulling from the same frame sockets
-    threads: int = 0  # TensorFlow intra-op threads per process, 0 = all cores but one
+    threads: int = 0  # TensorFlow intra-op threads per process, 0 = all cores but one (with pin_cpus: its cores)
+    pin_cpus: bool = True  # detector processes on cores of their own, grabbers + tracker on the rest (pipeline.affinity)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from detector.stage import DetectorStageSpec, detector_main
 from pipeline import frame_ring
+from pipeline.affinity import allowed_cpus, pin_this_process, plan_cpus
 from pipeline.config import Config
 from pipeline.tracker_stage import TrackerStageSpec, tracker_main
 from pipeline.transport import Security, check_bind_host
@@ -39,9 +40,11 @@ DETECTOR_RESTARTS = 2
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
-def _child(target, args: tuple, report_queue, verbose: bool) -> None:
-    """Entry point of every child process: ignore Ctrl-C, report crashes to the supervisor."""
+def _child(target, args: tuple, report_queue, verbose: bool, cpus=None) -> None:
+    """Entry point of every child process: ignore Ctrl-C, keep to ``cpus`` (if given) and
+    say which CPUs it runs on, report crashes to the supervisor."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    report_queue.put({"stage": mp.current_process().name, "event": "cpus", "cpus": pin_this_process(cpus)})
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s")
     try:
@@ -72,6 +75,7 @@ class RunSummary:
     last_frame_at: float | None = None
     out_dir: str | None = None
     errors: list[str] = field(default_factory=list)
+    cpus: dict[str, list[int]] = field(default_factory=dict)  # process name -> the CPUs it ran on
 
     @property
     def frames(self) -> int:
@@ -127,6 +131,8 @@ class Service:
         self._bars: dict = {}
         self._detector_stats: dict[str, dict] = {}
         self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
+        # detector processes on cores of their own (pipeline.affinity); None = no pinning
+        self.cpu_plan = plan_cpus(allowed_cpus(), len(config.sources)) if config.detector.pin_cpus else None
 
     def _ring_slots(self, source) -> int:
         """Shared-memory ring slots for a grabber (0 = pixels through the socket): enough for
@@ -151,7 +157,8 @@ class Service:
             frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
             model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
             iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
-            hwm=self.config.transport.hwm, security=self.security, threads=d.threads)
+            hwm=self.config.transport.hwm, security=self.security,
+            threads=d.threads or (len(self.cpu_plan.detector) if self.cpu_plan else 0))
 
     def _tracker_spec(self) -> TrackerStageSpec:
         o = self.config.output
@@ -163,7 +170,10 @@ class Service:
             security=self.security)
 
     def _start(self, name: str, target, spec, stop, *extra):
-        proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose),
+        cpus = None
+        if self.cpu_plan is not None:
+            cpus = self.cpu_plan.detector if name.startswith("detector") else self.cpu_plan.others
+        proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose, cpus),
                                 name=name, daemon=False)
         proc.start()
         return proc
@@ -245,7 +255,9 @@ class Service:
     def _on_report(self, r: dict) -> None:
         event, stage = r.get("event"), r.get("stage")
         stream = self.summary.streams.get(r.get("stream", ""))
-        if event == "crashed":
+        if event == "cpus":
+            self.summary.cpus[str(stage)] = list(r.get("cpus", []))
+        elif event == "crashed":
             message = f"{stage} crashed: {r.get('error')}"
             log.error("%s\n%s", message, r.get("traceback", ""))
             self.summary.errors.append(message)

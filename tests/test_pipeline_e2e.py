@@ -110,3 +110,24 @@ def test_outputs_exist_and_tracks_score_on_ground_truth(run):
     print(f"\nend-to-end on a generated scene: HOTA {metrics['HOTA']:.3f} MOTA {metrics['MOTA']:.3f} "
           f"IDF1 {metrics['IDF1']:.3f} IDSW {metrics['IDSW']}")
     assert metrics["HOTA"] > 0.4 and metrics["MOTA"] > 0.4 and metrics["IDF1"] > 0.4
+
+
+def test_detector_runs_on_cores_of_its_own(run):
+    """With the default ``detector.pin_cpus`` every child reports its CPUs; on a machine with
+    two or more the detector's and the grabbers' + tracker's sets are disjoint."""
+    from pipeline.affinity import allowed_cpus
+
+    cpus = run["summary"].cpus
+    assert {"detector-0", "grabber-scene", "tracker"} <= set(cpus)
+    if len(allowed_cpus()) < 2:
+        pytest.skip("one CPU: nothing to split")
+    assert not set(cpus["detector-0"]) & set(cpus["grabber-scene"])
+    assert set(cpus["grabber-scene"]) == set(cpus["tracker"])
+
+
+def test_pin_cpus_false_plans_nothing():
+    config = Config(sources=[SourceConfig(url="x.mp4", id="a")])
+    config.detector.pin_cpus = False
+    service = Service(config)
+    service.endpoints.cleanup()
+    assert service.cpu_plan is None
