@@ -9,7 +9,8 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
   where decode and inference share the CPU this is what the detector can reach in the service;
 - end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
   steady state from the first tracked frame to the last, with frames in a shared-memory ring
-  (the default) and with the pixels through the socket (``transport.shared_memory = false``);
+  (the default), with the pixels through the socket (``transport.shared_memory = false``),
+  and without the detector on cores of its own (``detector.pin_cpus = false``);
 - per process of the end-to-end run (grabber, detector, tracker, supervisor), in the steady
   state: CPU ms, ms spent runnable but waiting for a core, and time slices, per frame
   (Linux /proc schedstat): where the detector stage loses time to its neighbours;
@@ -206,7 +207,7 @@ class ProcessSampler:
 
 
 def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int, threads: int,
-                   shared_memory: bool = True):
+                   shared_memory: bool = True, pin_cpus: bool = True):
     from pipeline.config import Config, SourceConfig
     from pipeline.service import Service
 
@@ -216,6 +217,7 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     config.detector.batch_size = batch
     config.detector.threads = threads
     config.transport.shared_memory = shared_memory
+    config.detector.pin_cpus = pin_cpus
     config.output.dir = None
     config.output.progress = False
     config.events.endpoint = "ipc:///tmp/vidtrack-bench-events"
@@ -358,6 +360,11 @@ def main() -> int:
     beside, _ = detector_fps_beside_decoder(frames, args.video, args.model, args.embedder, args.batch, args.threads)
     print(f"detector-only    {beside:8.1f} frames/s  while a decoder process runs beside it "
           f"({beside / detect:.2f} of the median alone); end-to-end / this = {e2e / beside:.2f}")
+    e2e_free, _, processes_free = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
+                                                 args.threads, pin_cpus=False)
+    wait_free = processes_free.get("detector", (0.0, float("nan")))[1]
+    print(f"end-to-end       {e2e_free:8.1f} frames/s  with detector.pin_cpus = false (every process on every core; "
+          f"the detector runnable but waiting for a core {wait_free:.2f} ms/frame); ratio {e2e_free / bound:.2f}")
     transport = ipc_throughput(frames[0])
     transport_ring = ipc_throughput(frames[0], ring=True)
     memcpy = memcpy_throughput(frames[0])
