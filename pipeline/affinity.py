@@ -3,14 +3,22 @@
 On a CPU-only machine the detector is the slowest stage and shares the cores with the
 decoders and the tracker. Left to the scheduler, their bursts (a grabber refilling its ring,
 the tracker catching up on a batch) preempt the detector's threads; bench/pipeline.py's
-per-process table shows the detector runnable but waiting for a core for ~2 ms of every
-frame on 2 cores. Giving the detector processes cores of their own and the grabbers and the
-tracker the rest removes most of that wait.
+per-process table shows the detector runnable but waiting for a core for 2-3 ms of every
+frame on 2 cores unpinned, 1.1-1.4 ms pinned. Giving the detector processes cores of their
+own and the grabbers and the tracker the rest removes most of that wait.
+
+Limits: measured on 2 cores with one source only. CPUs are taken in id order, so on a machine
+with hyperthreads the two sets may share physical cores; with the detector on a GPU its cores
+are mostly idle while the decoders keep to theirs (set ``detector.pin_cpus = false`` there).
+The supervisor process itself is not pinned.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -41,8 +49,24 @@ def plan_cpus(allowed: list[int], sources: int) -> CpuPlan | None:
 
 
 def pin_this_process(cpus) -> list[int]:
-    """Restrict the calling process (its threads started from now on) to ``cpus``; returns the
-    CPUs it may use afterwards (unchanged where the OS has no affinity call)."""
+    """Restrict every thread of the calling process, and the threads it starts later, to
+    ``cpus``; returns the CPUs its main thread may use afterwards. The interpreter's start-up
+    (numpy's BLAS pool, OpenCV) already started threads before a spawned child gets here, and
+    ``sched_setaffinity(0)`` alone would move only the calling thread. Where pinning is not
+    possible (no affinity call, a CPU gone from the cpuset, no permission) the process runs
+    unpinned and says so in the log."""
     if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(cpus))
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [0]
+        try:
+            os.sched_setaffinity(0, set(cpus))  # first the caller: new threads inherit its mask
+            for tid in tids:
+                try:
+                    os.sched_setaffinity(tid, set(cpus))
+                except ProcessLookupError:
+                    pass  # the thread ended meanwhile
+        except OSError as exc:
+            log.warning("cannot keep this process to CPUs %s (%s); it runs unpinned", sorted(cpus), exc)
     return allowed_cpus()

@@ -95,6 +95,7 @@ CHOICES = {
 }
 POSITIVE = {"detector.batch_size", "detector.workers", "transport.hwm"}
 UNIT_INTERVAL = {"detector.conf_threshold", "detector.iou_threshold"}
+NON_NEGATIVE = {"detector.threads"}
 
 
 def _check_value(key: str, value: Any, default: Any, annotation: str) -> Any:
@@ -139,6 +140,8 @@ def _build(cls, table: Any, prefix: str):
             raise ConfigError(f"{key}: must be one of {', '.join(choices)}, got {value!r}")
         if key in POSITIVE and value < 1:
             raise ConfigError(f"{key}: must be at least 1, got {value!r}")
+        if key in NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{key}: must be 0 or more, got {value!r}")
         if key in UNIT_INTERVAL and not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}: must be between 0 and 1, got {value!r}")
         values[name] = value

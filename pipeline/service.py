@@ -158,7 +158,7 @@ class Service:
             model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
             iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
             hwm=self.config.transport.hwm, security=self.security,
-            threads=d.threads or (len(self.cpu_plan.detector) if self.cpu_plan else 0))
+            threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0))
 
     def _tracker_spec(self) -> TrackerStageSpec:
         o = self.config.output

@@ -26,6 +26,8 @@ def test_repository_config_is_valid():
     ({"detector": {"batch_size": "8"}}, "detector.batch_size: expected an integer"),
     ({"detector": {"conf_threshold": 1.5}}, "detector.conf_threshold: must be between 0 and 1"),
     ({"detector": {"modle": "x"}}, "detector.modle: unknown key"),
+    ({"detector": {"threads": -1}}, "detector.threads: must be 0 or more"),
+    ({"detector": {"pin_cpus": 1}}, "detector.pin_cpus: expected true or false"),
     ({"detectors": {}}, "detectors: unknown table"),
     ({"transport": {"kind": "udp"}}, "transport.kind: must be one of ipc, tcp"),
     ({"sources": [{"id": "a"}]}, r"sources\[0\].url: missing"),
