@@ -178,7 +178,10 @@ class TrackerStage:
             state.unreported_first_at = now
         state.unreported += 1
         state.unreported_last_at = now
-        if now - state.unreported_first_at >= PROGRESS_INTERVAL_S:
+        self._report_progress_if_due(state, now)
+
+    def _report_progress_if_due(self, state: StreamState, now: float) -> None:
+        if state.unreported and now - state.unreported_first_at >= PROGRESS_INTERVAL_S:
             self._report_progress(state)
 
     def _report_progress(self, state: StreamState) -> None:
@@ -214,6 +217,7 @@ class TrackerStage:
                     for state in list(self.streams.values()):
                         if state.buffer:
                             self._drain(state)
+                        self._report_progress_if_due(state, time.monotonic())  # a stalled or slow stream
                 if self.spec.exit_when_done and self.done():
                     break
         finally:

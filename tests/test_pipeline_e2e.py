@@ -131,3 +131,20 @@ def test_pin_cpus_false_plans_nothing():
     service = Service(config)
     service.endpoints.cleanup()
     assert service.cpu_plan is None
+
+
+def test_the_supervisor_adds_up_batched_progress_of_several_streams():
+    config = Config(sources=[SourceConfig(url="a.mp4", id="a"), SourceConfig(url="b.mp4", id="b")])
+    service = Service(config)
+    service.endpoints.cleanup()
+    from pipeline.service import StreamSummary
+
+    service.summary.streams = {s: StreamSummary(s, f"{s}.mp4") for s in ("a", "b")}
+    for stream, count, first, last in (("a", 4, 10.0, 10.3), ("b", 2, 10.1, 10.2), ("a", 3, 10.4, 10.6),
+                                       ("b", 5, 10.3, 11.0)):
+        service._on_report({"stage": "tracker", "event": "frames", "stream": stream, "count": count,
+                            "first_at": first, "last_at": last})
+    summary = service.summary
+    assert summary.streams["a"].frames_tracked == 7 and summary.streams["b"].frames_tracked == 7
+    assert (summary.first_frame_at, summary.last_frame_at) == (10.0, 11.0)
+    assert summary.steady_fps == pytest.approx(13 / 1.0)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from detector.types import Detections
 from pipeline import protocol, tracker_stage
@@ -44,12 +45,40 @@ def test_tracked_frames_are_reported_in_batches_and_all_before_the_stream_ends(t
 
 
 def test_progress_is_reported_once_the_interval_has_passed(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 0.0)  # every frame closes an interval
+    """One frame every 0.1 s with reports due after 0.25 s: a report every 4th frame (its
+    first frame 0.3 s before), the rest when the stream ends."""
+    clock = [0.0]
+    monkeypatch.setattr(tracker_stage.time, "monotonic", lambda: clock[0])
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        _feed(stage, 5)
+        stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100, frames=10))
+        for i in range(10):
+            clock[0] = 0.1 * i
+            msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
+        stage._handle(protocol.encode_control("stream.ended", "s", seq=10, reason="eof"))
     finally:
         stage._factory.close()
-    counts = [r["count"] for r in reports if r["event"] == "frames"]
-    assert counts == [1, 1, 1, 1, 1]
+    progress = [(r["count"], r["first_at"], r["last_at"]) for r in reports if r["event"] == "frames"]
+    assert [c for c, _, _ in progress] == [4, 4, 2]
+    assert progress[0][1:] == pytest.approx((0.0, 0.3)) and progress[2][1:] == pytest.approx((0.8, 0.9))
+
+
+def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkeypatch):
+    clock = [0.0]
+    monkeypatch.setattr(tracker_stage.time, "monotonic", lambda: clock[0])
+    reports = []
+    stage = _stage(tmp_path, reports)
+    try:
+        stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100))
+        for i in range(2):
+            msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
+        state = stage.streams["s"]
+        stage._report_progress_if_due(state, 0.1)  # what run() does on every idle pass
+        assert not [r for r in reports if r["event"] == "frames"]
+        stage._report_progress_if_due(state, 1.0)
+    finally:
+        stage._factory.close()
+    assert [r["count"] for r in reports if r["event"] == "frames"] == [2]
