@@ -173,23 +173,29 @@ class ProcessSampler:
             grew = bool(new)
         return tree
 
-    def _snapshot(self) -> dict[int, tuple[int, int, int]]:
+    def _snapshot(self) -> dict[int, dict[int, tuple[int, int, int]]]:
+        """{pid: {tid: (on-CPU ns, run-queue wait ns, time slices)}}; a thread that ends
+        between listing and reading is left out (its time since the last snapshot is lost)."""
         out = {}
         for pid in self._descendants():
-            total = [0, 0, 0]
             try:
-                for tid in os.listdir(f"/proc/{pid}/task"):
+                tids = os.listdir(f"/proc/{pid}/task")
+            except OSError:
+                continue  # the process ended meanwhile
+            threads = {}
+            for tid in tids:
+                try:
                     fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-                    for i in range(3):
-                        total[i] += int(fields[i])
-            except (OSError, ValueError, IndexError):
-                continue  # the process or thread ended meanwhile
-            out[pid] = tuple(total)
+                    threads[int(tid)] = (int(fields[0]), int(fields[1]), int(fields[2]))
+                except (OSError, ValueError, IndexError):
+                    continue
+            out[pid] = threads
         return out
 
     def per_frame(self, roles: dict[int, str], start: float, end: float, frames_per_s: float) -> dict[str, tuple]:
         """{role: (CPU ms/frame, run-queue wait ms/frame, time slices/frame)} between the
-        snapshots nearest to ``start`` and ``end`` (time.monotonic())."""
+        snapshots nearest to ``start`` and ``end`` (time.monotonic()); a thread started in
+        between counts from zero."""
         if len(self.snapshots) < 2:
             return {}
         a = min(self.snapshots, key=lambda x: abs(x[0] - start))
@@ -199,10 +205,14 @@ class ProcessSampler:
             return {}
         out = {}
         for pid, role in roles.items():
-            if pid in a[1] and pid in b[1]:
-                run, wait, slices = (b[1][pid][i] - a[1][pid][i] for i in range(3))
-                prev = out.get(role, (0.0, 0.0, 0.0))
-                out[role] = (prev[0] + run / 1e6 / frames, prev[1] + wait / 1e6 / frames, prev[2] + slices / frames)
+            if pid not in a[1] or pid not in b[1]:
+                continue
+            run = wait = slices = 0
+            for tid, (r1, w1, s1) in b[1][pid].items():
+                r0, w0, s0 = a[1][pid].get(tid, (0, 0, 0))
+                run, wait, slices = run + r1 - r0, wait + w1 - w0, slices + s1 - s0
+            prev = out.get(role, (0.0, 0.0, 0.0))
+            out[role] = (prev[0] + run / 1e6 / frames, prev[1] + wait / 1e6 / frames, prev[2] + slices / frames)
         return out
 
 
