@@ -65,8 +65,9 @@ def read_frames(video: str, limit: int, keep: bool = True) -> tuple[list[np.ndar
     return frames, count / elapsed, cpu / max(count, 1)
 
 
-def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) -> tuple[float, float]:
-    """Frames/s of the detector stage's work on frames in memory, and CPU seconds per frame."""
+def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) -> tuple[float, float, float]:
+    """Frames/s of the detector stage's work on frames in memory, CPU seconds per frame, and
+    seconds per frame its threads spent runnable but waiting for a core."""
     from detector.appearance import load_embedder
     from detector.runtime import Detector
     from vidtrack.paths import resolve_model
@@ -78,7 +79,7 @@ def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) ->
     emb = load_embedder(embedder)
     det.detect(frames[:batch])  # warm-up: build the graph for this batch size
     cpu0 = time.process_time()
-    wait0 = own_run_queue_wait_s()
+    wait0 = run_queue_wait_ns(os.getpid())
     start = time.perf_counter()
     for i in range(0, len(frames), batch):
         chunk = frames[i:i + batch]
@@ -86,19 +87,31 @@ def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) ->
         if emb is not None:
             emb.embed(chunk, [r.boxes for r in results])
     elapsed = time.perf_counter() - start
-    detector_fps.run_queue_wait_per_frame = (own_run_queue_wait_s() - wait0) / len(frames)
-    return len(frames) / elapsed, (time.process_time() - cpu0) / len(frames)
+    n = len(frames)
+    return n / elapsed, (time.process_time() - cpu0) / n, (run_queue_wait_ns(os.getpid()) - wait0) / 1e9 / n
 
 
-def own_run_queue_wait_s() -> float:
-    """Seconds this process's threads have spent runnable but waiting for a core (Linux; 0 elsewhere)."""
-    total = 0
+def thread_schedstats(pid: int) -> dict[int, tuple[int, int, int]] | None:
+    """{tid: (on-CPU ns, run-queue wait ns, time slices)} of a process's threads, from Linux's
+    /proc/<pid>/task/<tid>/schedstat; None if the process is gone or the files are absent. A
+    thread that ends between listing and reading is left out."""
     try:
-        for tid in os.listdir("/proc/self/task"):
-            total += int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return total / 1e9
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    threads = {}
+    for tid in tids:
+        try:
+            fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
+            threads[int(tid)] = (int(fields[0]), int(fields[1]), int(fields[2]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return threads
+
+
+def run_queue_wait_ns(pid: int) -> int:
+    """Nanoseconds a process's threads have spent runnable but waiting for a core (0 where unknown)."""
+    return sum(wait for _, wait, _ in (thread_schedstats(pid) or {}).values())
 
 
 DECODE_LOOP = """
@@ -174,23 +187,10 @@ class ProcessSampler:
         return tree
 
     def _snapshot(self) -> dict[int, dict[int, tuple[int, int, int]]]:
-        """{pid: {tid: (on-CPU ns, run-queue wait ns, time slices)}}; a thread that ends
-        between listing and reading is left out (its time since the last snapshot is lost)."""
-        out = {}
-        for pid in self._descendants():
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue  # the process ended meanwhile
-            threads = {}
-            for tid in tids:
-                try:
-                    fields = Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()
-                    threads[int(tid)] = (int(fields[0]), int(fields[1]), int(fields[2]))
-                except (OSError, ValueError, IndexError):
-                    continue
-            out[pid] = threads
-        return out
+        """{pid: :func:`thread_schedstats`} of the tree (a thread's time since the last
+        snapshot is lost if it ends in between)."""
+        stats = {pid: thread_schedstats(pid) for pid in self._descendants()}
+        return {pid: threads for pid, threads in stats.items() if threads is not None}
 
     def per_frame(self, roles: dict[int, str], start: float, end: float, frames_per_s: float) -> dict[str, tuple]:
         """{role: (CPU ms/frame, run-queue wait ms/frame, time slices/frame)} between the
@@ -348,7 +348,7 @@ def main() -> int:
     for r in range(args.rounds):
         # not the first read's rate: keeping the frames costs allocations the grabber does not pay
         _, decode_r, decode_cpu_r = read_frames(args.video, args.frames, keep=False)
-        detect_r, detect_cpu_r = detector_fps(frames, args.model, args.embedder, args.batch, args.threads)
+        detect_r, detect_cpu_r, detect_wait_r = detector_fps(frames, args.model, args.embedder, args.batch, args.threads)
         e2e_r, summary, processes = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
         rounds.append((decode_r, decode_cpu_r, detect_r, detect_cpu_r, e2e_r))
         print(f"round {r + 1}: decode-only {decode_r:6.1f} ({decode_cpu_r * 1e3:.1f} CPU ms/frame), detector-only "
@@ -356,7 +356,7 @@ def main() -> int:
               f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the shared-memory "
               f"ring; the service's detector busy {busy_ms(summary):.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
         print(f"  detector-only loop: its threads runnable but waiting for a core "
-              f"{detector_fps.run_queue_wait_per_frame * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
+              f"{detect_wait_r * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
         print_processes(processes, e2e_r)
         print("  CPUs (detector.pin_cpus): " + ", ".join(f"{name} {cpus}" for name, cpus in sorted(summary.cpus.items())))
     decode, decode_cpu, detect, detect_cpu, e2e = (float(np.median([x[i] for x in rounds])) for i in range(5))
@@ -367,7 +367,7 @@ def main() -> int:
     bound = min(decode, detect)
     print(f"ratio end-to-end / min(decode, detector) = {e2e / bound:.2f} of the medians (target >= 0.90); "
           f"per round {', '.join(f'{x:.2f}' for x in ratios)}: >= 0.90 in {sum(x >= 0.9 for x in ratios)} of {len(ratios)}")
-    beside, _ = detector_fps_beside_decoder(frames, args.video, args.model, args.embedder, args.batch, args.threads)
+    beside, _, _ = detector_fps_beside_decoder(frames, args.video, args.model, args.embedder, args.batch, args.threads)
     print(f"detector-only    {beside:8.1f} frames/s  while a decoder process runs beside it "
           f"({beside / detect:.2f} of the median alone); end-to-end / this = {e2e / beside:.2f}")
     e2e_free, _, processes_free = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
