@@ -172,7 +172,7 @@ class Service:
     def _start(self, name: str, target, spec, stop, *extra):
         cpus = None
         if self.cpu_plan is not None:
-            cpus = self.cpu_plan.detector if name.startswith("detector") else self.cpu_plan.others
+            cpus = self.cpu_plan.detector if target is detector_main else self.cpu_plan.others
         proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose, cpus),
                                 name=name, daemon=False)
         proc.start()
