@@ -47,8 +47,9 @@ MAX_SLOT_BYTES = 8192 * 8192 * 3
 # A grabber waiting for a free slot checks again after 0.5 ms, then after pauses doubling up
 # to 8 ms. Slots come back a batch at a time, while the detector still holds a queued batch,
 # so a few ms of lateness costs no throughput. Polling every 0.5 ms woke the blocked grabber
-# ~2,000 times a second on cores the detector needs (bench/pipeline.py's per-process table:
-# ~10 grabber time slices per frame before, ~3 after).
+# ~2,000 times a second on cores the detector needs (a throwaway /proc schedstat count showed
+# about a third as many grabber time slices per frame with the back-off; bench/pipeline.py's
+# per-process table shows the count now).
 MIN_PAUSE_S = 0.0005
 MAX_PAUSE_S = 0.008
 
