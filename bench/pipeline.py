@@ -5,8 +5,9 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
 - decode-only frames/s (OpenCV, the grabber's reader);
 - detector-only frames/s (the detector stage's work on frames already in memory: letterbox,
   network, NMS, appearance embeddings; batches as configured);
-- detector-only frames/s again while a separate process decodes the clip: on a machine
-  where decode and inference share the CPU this is what the detector can reach in the service;
+- detector-only frames/s again while a separate process decodes the clip, each on the CPUs
+  the service would give it (``detector.pin_cpus``): on a machine where decode and inference
+  share the last-level cache and memory this is what the detector can reach in the service;
 - end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
   steady state from the first tracked frame to the last, with frames in a shared-memory ring
   (the default), with the pixels through the socket (``transport.shared_memory = false``),
@@ -127,19 +128,32 @@ while True:
 
 
 def detector_fps_beside_decoder(frames, video: str, model: str, embedder: str, batch: int, threads: int):
-    """Detector-only frames/s while another process decodes ``video`` in a loop: the rate the
-    detector can reach inside the service on this machine, where decode runs at the same time
-    and both share caches and memory bandwidth."""
+    """Detector-only frames/s while another process decodes ``video`` in a loop, each kept to
+    the CPUs the service would give it (pipeline.affinity: the decoder to the grabbers' CPUs,
+    this loop to the detector's): the rate the detector can reach inside the service on this
+    machine, where decode runs at the same time on the other cores and both share the last-level
+    cache and memory bandwidth. Returns (frames/s, {"detector": cpus, "decoder": cpus})."""
     import subprocess
 
+    from pipeline.affinity import allowed_cpus, pin_this_process, plan_cpus
+
+    allowed = allowed_cpus()
+    plan = plan_cpus(allowed, 1)
     code = DECODE_LOOP.format(repo=str(REPO), video=video)
     decoder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        if plan is not None:
+            os.sched_setaffinity(decoder.pid, plan.others)  # before it starts its decoding threads
+            pin_this_process(plan.detector)
         time.sleep(1.0)  # let it open the file and reach steady decoding
-        return detector_fps(frames, model, embedder, batch, threads)
+        fps = detector_fps(frames, model, embedder, batch, threads)[0]
     finally:
         decoder.kill()
         decoder.wait()
+        if plan is not None:
+            pin_this_process(allowed)
+    cpus = {"detector": sorted(plan.detector), "decoder": sorted(plan.others)} if plan is not None else {}
+    return fps, cpus
 
 
 class ProcessSampler:
@@ -367,9 +381,12 @@ def main() -> int:
     bound = min(decode, detect)
     print(f"ratio end-to-end / min(decode, detector) = {e2e / bound:.2f} of the medians (target >= 0.90); "
           f"per round {', '.join(f'{x:.2f}' for x in ratios)}: >= 0.90 in {sum(x >= 0.9 for x in ratios)} of {len(ratios)}")
-    beside, _, _ = detector_fps_beside_decoder(frames, args.video, args.model, args.embedder, args.batch, args.threads)
-    print(f"detector-only    {beside:8.1f} frames/s  while a decoder process runs beside it "
-          f"({beside / detect:.2f} of the median alone); end-to-end / this = {e2e / beside:.2f}")
+    beside, beside_cpus = detector_fps_beside_decoder(frames, args.video, args.model, args.embedder, args.batch,
+                                                      args.threads)
+    where = (f"detector on CPUs {beside_cpus['detector']}, decoder on {beside_cpus['decoder']}, as the service "
+             f"splits them" if beside_cpus else "unpinned")
+    print(f"detector-only    {beside:8.1f} frames/s  while a decoder process runs beside it ({where}; "
+          f"{beside / detect:.2f} of the median alone); end-to-end / this = {e2e / beside:.2f}")
     e2e_free, _, processes_free = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch,
                                                  args.threads, pin_cpus=False)
     wait_free = processes_free.get("detector", (0.0, float("nan")))[1]
