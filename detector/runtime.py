@@ -15,6 +15,7 @@ objectness x class probability (Darknet), keeps per-class candidates above
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -174,11 +175,26 @@ class Detector:
         images = list(images)
         results: list[Detections] = []
         for start in range(0, len(images), BATCH_SIZES[-1]):
-            chunk = images[start:start + BATCH_SIZES[-1]]
-            boxes, obj, cls_p, transforms = self.raw(chunk)
-            for i, tr in enumerate(transforms):
-                results.append(self.postprocess(boxes[i], obj[i], cls_p[i], tr))
+            results.extend(self.detect_prepared(self.prepare(images[start:start + BATCH_SIZES[-1]])))
         return results
+
+    def prepare(self, images) -> "PreparedBatch":
+        """The CPU-side first half of :meth:`detect` for up to 16 images (letterbox into one
+        network batch); a detector stage does this for the next batch while the network runs
+        on the current one. The images themselves are not kept."""
+        images = list(images)
+        if len(images) > BATCH_SIZES[-1]:
+            raise ValueError(f"prepare takes at most {BATCH_SIZES[-1]} images, got {len(images)}")
+        x, transforms = self.preprocess(images)
+        return PreparedBatch(x, transforms)
+
+    def detect_prepared(self, prepared: "PreparedBatch") -> list[Detections]:
+        """The second half of :meth:`detect`: one model call, then scoring, NMS and boxes in
+        original pixels, one :class:`Detections` per prepared image."""
+        boxes, obj, cls_p = self._predict_fn(prepared.inputs)
+        n = len(prepared.transforms)
+        boxes, obj, cls_p = np.asarray(boxes)[:n], np.asarray(obj)[:n], np.asarray(cls_p)[:n]
+        return [self.postprocess(boxes[i], obj[i], cls_p[i], tr) for i, tr in enumerate(prepared.transforms)]
 
     def postprocess(self, boxes, obj, cls_p, transform) -> Detections:
         """One image: boxes float32[N,4] input px, obj [N], cls_p [N,C] -> Detections (original px)."""
@@ -194,6 +210,15 @@ class Detector:
         s = scores[rows, cols]
         keep = nms(b, s, cols, self.iou_threshold, self.max_detections)
         return Detections(transform.to_original(b[keep]), s[keep], cols[keep].astype(np.int32))
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """Network input for a batch: ``inputs`` float32[B, h, w, 3] RGB in 0..1 (B padded to one of
+    BATCH_SIZES) and one :class:`LetterboxTransform` per real image (len <= B)."""
+
+    inputs: np.ndarray
+    transforms: list
 
 
 def frozen_function(concrete_fn):

@@ -32,6 +32,7 @@ import os
 import re
 import secrets
 import struct
+import threading
 import time
 
 import numpy as np
@@ -207,48 +208,79 @@ class RingWriter:
 
 class RingReader:
     """Detector side: maps the rings that frame messages name and frees their slots once
-    the frames are done with (:meth:`release_all`, after each batch)."""
+    the frames are done with: :meth:`release_all` after each batch, or, where one thread
+    gathers the next batch while another still reads the last one, :meth:`take_held` on
+    the gathering thread and :meth:`release` of what it returned on the other."""
 
     MAX_OPEN = 64
 
     def __init__(self):
         self.open: dict[str, _Segment] = {}
         self.held: list[tuple[_Segment, int]] = []
+        self._taken: dict[int, list[tuple[_Segment, int]]] = {}  # id(list) -> slots taken, not yet released
+        self._lock = threading.Lock()
 
     def view(self, name: str, slot: int, shape: tuple[int, int, int]) -> np.ndarray:
         """The frame in ``slot`` of ring ``name`` (not copied); raises RingError if the name,
-        slot or size does not fit the ring. The slot is held until :meth:`release_all`."""
-        ring = self.open.get(name)
-        if ring is None:
-            if len(self.open) >= self.MAX_OPEN:
-                self._forget_one()
-            ring = self.open[name] = _Segment(name)
-        if not 0 <= slot < ring.slots:
-            raise RingError(f"slot {slot} out of range for ring {name!r} ({ring.slots} slots)")
-        if int(np.prod(shape)) > ring.slot_bytes:
-            raise RingError(f"frame of shape {list(shape)} does not fit a {ring.slot_bytes}-byte slot")
-        self.held.append((ring, slot))
-        return ring.view(slot, shape)
+        slot or size does not fit the ring. The slot is held until :meth:`release_all`, or
+        until :meth:`release` of the list :meth:`take_held` returns."""
+        with self._lock:
+            ring = self.open.get(name)
+            if ring is None:
+                if len(self.open) >= self.MAX_OPEN:
+                    self._forget_one()
+                ring = self.open[name] = _Segment(name)
+            if not 0 <= slot < ring.slots:
+                raise RingError(f"slot {slot} out of range for ring {name!r} ({ring.slots} slots)")
+            if int(np.prod(shape)) > ring.slot_bytes:
+                raise RingError(f"frame of shape {list(shape)} does not fit a {ring.slot_bytes}-byte slot")
+            self.held.append((ring, slot))
+            return ring.view(slot, shape)
+
+    def take_held(self) -> list[tuple[_Segment, int]]:
+        """The slots held since the last take (or release_all), for :meth:`release` later."""
+        with self._lock:
+            taken, self.held = self.held, []
+            self._taken[id(taken)] = taken
+            return taken
+
+    def release(self, taken: list[tuple[_Segment, int]]) -> int:
+        """Free the slots of a list :meth:`take_held` returned; returns how many."""
+        with self._lock:
+            self._taken.pop(id(taken), None)
+            return self._free(taken)
 
     def release_all(self) -> None:
-        for ring, slot in self.held:
+        """Free every held slot, taken or not."""
+        with self._lock:
+            for taken in self._taken.values():
+                self._free(taken)
+            self._taken = {}
+            self._free(self.held)
+            self.held = []
+
+    @staticmethod
+    def _free(slots) -> int:
+        for ring, slot in slots:
             if ring.states is not None:
                 ring.states[slot] = 0
-        self.held = []
+        return len(slots)
 
     def _forget_one(self) -> None:
-        held = {id(r) for r, _ in self.held}
+        in_use = {id(r) for r, _ in self.held}
+        in_use |= {id(r) for taken in self._taken.values() for r, _ in taken}
         for name, ring in list(self.open.items()):
-            if id(ring) not in held:
+            if id(ring) not in in_use:
                 ring.close()
                 del self.open[name]
                 return
 
     def close(self) -> None:
         self.release_all()
-        for ring in self.open.values():
-            ring.close()
-        self.open = {}
+        with self._lock:
+            for ring in self.open.values():
+                ring.close()
+            self.open = {}
 
 
 def cleanup(prefix: str) -> int:

@@ -85,3 +85,16 @@ def test_missing_and_invalid_files(tmp_path):
         Detector.load(bad)
     with pytest.raises(ModelError):
         Detector.load(tmp_path)  # a directory without vidtrack.json
+
+
+def test_prepare_then_detect_prepared_equals_detect(model_path):
+    det = Detector.load(model_path, conf_threshold=0.3)
+    rng = np.random.default_rng(2)
+    imgs = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    prepared = det.prepare(imgs)
+    assert prepared.inputs.shape[0] == 4 and len(prepared.transforms) == 3  # padded batch, one transform per image
+    for whole, split in zip(det.detect(imgs), det.detect_prepared(prepared)):
+        np.testing.assert_array_equal(whole.boxes, split.boxes)
+        np.testing.assert_array_equal(whole.class_ids, split.class_ids)
+    with pytest.raises(ValueError, match="at most 16"):
+        det.prepare(imgs * 6)

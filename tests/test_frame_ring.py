@@ -189,3 +189,31 @@ def test_reserve_gives_a_writable_slot_and_cancel_frees_it(prefix):
     finally:
         reader.close()
         writer.close()
+
+
+def test_taken_slots_are_freed_by_release_and_their_ring_stays_mapped(prefix):
+    """The detector's prefetch thread takes a gathered batch's slots while the network thread
+    still holds the previous batch's; each batch is freed on its own."""
+    writer, reader = RingWriter(prefix, slots=4), RingReader()
+    try:
+        sent = [writer.put(_image(i)) for i in range(4)]
+        ring = writer.rings[0]
+        for r, s in sent[:2]:
+            reader.view(r, s, (48, 64, 3))
+        first = reader.take_held()
+        for r, s in sent[2:]:
+            reader.view(r, s, (48, 64, 3))
+        second = reader.take_held()
+        assert reader.held == [] and list(ring.states) == [1, 1, 1, 1]
+        reader.MAX_OPEN = 0  # any new ring now forgets an old one: never one with taken slots
+        reader._forget_one()
+        assert sent[0][0] in reader.open
+        assert reader.release(first) == 2
+        assert sorted(int(x) for x in ring.states) == [0, 0, 1, 1]
+        assert ring.states[sent[0][1]] == 0 and ring.states[sent[2][1]] == 1
+        reader.release_all()  # frees what was taken and not yet released
+        assert list(ring.states) == [0, 0, 0, 0]
+        assert reader.release(second) == 2  # a second release is harmless
+    finally:
+        reader.close()
+        writer.close()
