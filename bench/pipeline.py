@@ -11,7 +11,8 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
 - end-to-end frames/s of the real service (grabber, detector and tracker processes over ipc),
   steady state from the first tracked frame to the last, with frames in a shared-memory ring
   (the default), with the pixels through the socket (``transport.shared_memory = false``),
-  and without the detector on cores of its own (``detector.pin_cpus = false``);
+  without the detector on cores of its own (``detector.pin_cpus = false``) and without the
+  next batch letterboxed on a second thread (``detector.prefetch = false``);
 - per process of the end-to-end run (grabber, detector, tracker, supervisor), in the steady
   state: CPU ms, ms spent runnable but waiting for a core, and time slices, per frame
   (Linux /proc schedstat): where the detector stage loses time to its neighbours;
@@ -231,7 +232,7 @@ class ProcessSampler:
 
 
 def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: int, threads: int,
-                   shared_memory: bool = True, pin_cpus: bool = True):
+                   shared_memory: bool = True, pin_cpus: bool = True, prefetch: bool = True):
     from pipeline.config import Config, SourceConfig
     from pipeline.service import Service
 
@@ -242,6 +243,7 @@ def end_to_end_fps(video: str, frames: int, model: str, embedder: str, batch: in
     config.detector.threads = threads
     config.transport.shared_memory = shared_memory
     config.detector.pin_cpus = pin_cpus
+    config.detector.prefetch = prefetch
     config.output.dir = None
     config.output.progress = False
     config.events.endpoint = "ipc:///tmp/vidtrack-bench-events"
@@ -270,11 +272,13 @@ def print_processes(processes: dict, e2e_fps: float) -> None:
           f"{os.cpu_count()} cores at the end-to-end rate")
 
 
-def busy_ms(summary) -> float:
-    """Milliseconds the service's detector stage spent per frame on its batches (letterbox,
-    network, NMS, embeddings, sending), from the stage's own stats."""
+def busy_ms(summary) -> tuple[float, float]:
+    """Milliseconds per frame the service's detector stage spent on its batches, from the
+    stage's own stats: (network, NMS, embeddings and sending; letterbox, on the prefetch
+    thread where there is one)."""
     d = summary.detector
-    return 1e3 * d.get("busy_s", 0.0) / max(d.get("frames", 0), 1)
+    frames = max(d.get("frames", 0), 1)
+    return 1e3 * d.get("busy_s", 0.0) / frames, 1e3 * d.get("prepare_s", 0.0) / frames
 
 
 def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) -> float:
@@ -368,7 +372,8 @@ def main() -> int:
         print(f"round {r + 1}: decode-only {decode_r:6.1f} ({decode_cpu_r * 1e3:.1f} CPU ms/frame), detector-only "
               f"{detect_r:6.1f} ({detect_cpu_r * 1e3:.1f} CPU ms/frame), end-to-end {e2e_r:6.1f} frames/s "
               f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the shared-memory "
-              f"ring; the service's detector busy {busy_ms(summary):.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
+              f"ring; the service's detector busy {busy_ms(summary)[0]:.1f} ms/frame on the network thread, letterbox "
+              f"{busy_ms(summary)[1]:.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
         print(f"  detector-only loop: its threads runnable but waiting for a core "
               f"{detect_wait_r * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
         print_processes(processes, e2e_r)
@@ -392,6 +397,10 @@ def main() -> int:
     wait_free = processes_free.get("detector", (0.0, float("nan")))[1]
     print(f"end-to-end       {e2e_free:8.1f} frames/s  with detector.pin_cpus = false (every process on every core; "
           f"the detector runnable but waiting for a core {wait_free:.2f} ms/frame); ratio {e2e_free / bound:.2f}")
+    e2e_serial, _, _ = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads,
+                                      prefetch=False)
+    print(f"end-to-end       {e2e_serial:8.1f} frames/s  with detector.prefetch = false (the letterbox on the "
+          f"network's thread); ratio {e2e_serial / bound:.2f}")
     transport = ipc_throughput(frames[0])
     transport_ring = ipc_throughput(frames[0], ring=True)
     memcpy = memcpy_throughput(frames[0])

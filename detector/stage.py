@@ -3,11 +3,21 @@
 Frames from all streams are gathered into one batch (up to ``batch_size``, waiting at most
 ``batch_wait_ms`` after the first frame) so the network runs once per batch. Control messages
 are forwarded to the tracker unchanged. A malformed message is counted and dropped.
+
+With ``prefetch`` (the default) a second thread receives and letterboxes the next batch
+while the network runs on the current one, on the CPUs named by ``prefetch_cpus`` (the
+service gives it the grabbers' and tracker's CPUs, see pipeline.affinity): the letterbox of
+1080p frames is about a fifth of the stage's CPU time (2.1-2.5 of ~11 ms per frame on the
+2-core dev box, bench/pipeline.py's clip), and where the detector's cores are the bottleneck
+that work moves to cores with time to spare. At most two batches are held (the one in the
+network and the one prepared), so ring slots stay bounded.
 """
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -35,6 +45,8 @@ class DetectorStageSpec:
     hwm: int = 4
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
+    prefetch: bool = True  # receive and letterbox the next batch on a second thread
+    prefetch_cpus: list[int] | None = None  # CPUs for that thread (None: the process's own)
 
 
 @dataclass
@@ -43,7 +55,8 @@ class DetectorStats:
     batches: int = 0
     bad_messages: int = 0
     detections: int = 0
-    busy_s: float = 0.0
+    busy_s: float = 0.0  # network, embeddings and sending (the thread that runs the network)
+    prepare_s: float = 0.0  # letterbox into network batches (the prefetch thread, where there is one)
     ring_frames: int = 0  # frames read from shared-memory rings instead of the socket
 
 
@@ -103,8 +116,10 @@ class DetectorStage:
         ipc_only = all(e.startswith("ipc://") for e in spec.frame_endpoints)
         self._rings = RingReader() if ipc_only else None
 
-    def _receive_batch(self) -> list:
-        """Wait up to 100 ms for a first message, then gather what arrives within the batch window."""
+    def _receive_batch(self, on_control=None) -> list:
+        """Wait up to 100 ms for a first message, then gather what arrives within the batch
+        window. Control messages go to ``on_control(control, parts)`` (default: forwarded)."""
+        on_control = on_control or self._forward
         batch = []
         if not self._pull.poll(100):
             return batch
@@ -121,7 +136,7 @@ class DetectorStage:
             if item is None:
                 continue
             if isinstance(item, protocol.Control):
-                self._forward(item, parts)
+                on_control(item, parts)
                 continue
             batch.append(item)
         return batch
@@ -146,19 +161,22 @@ class DetectorStage:
             return None
 
     def process(self, batch) -> None:
+        """Detect, embed and send one gathered batch, then free its ring slots."""
         try:
-            self._process(batch)
+            start = time.perf_counter()
+            prepared = self.detector.prepare([frame.image for frame, _ in batch])
+            self.stats.prepare_s += time.perf_counter() - start
+            self._process(batch, prepared)
         finally:
             if self._rings is not None:
                 self.stats.ring_frames += len(self._rings.held)
                 self._rings.release_all()  # the batch's frames are no longer read: grabbers may reuse the slots
 
-    def _process(self, batch) -> None:
+    def _process(self, batch, prepared) -> None:
         start = time.perf_counter()
-        images = [frame.image for frame, _ in batch]
-        results = self.detector.detect(images)
+        results = self.detector.detect_prepared(prepared)
         if self.embedder is not None:
-            embeddings = self.embedder.embed(images, [d.boxes for d in results])
+            embeddings = self.embedder.embed([frame.image for frame, _ in batch], [d.boxes for d in results])
             for det, emb in zip(results, embeddings):
                 det.embeddings = emb
         for (frame, seq), det in zip(batch, results):
@@ -170,22 +188,88 @@ class DetectorStage:
         self.stats.batches += 1
         self.stats.busy_s += time.perf_counter() - start
 
+    def _stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
     def run(self) -> DetectorStats:
         last_report = time.monotonic()
         try:
-            while self.stop is None or not self.stop.is_set():
-                batch = self._receive_batch()
-                if batch:
-                    self.process(batch)
-                if time.monotonic() - last_report > 1.0:
-                    self.report(event="stats", **vars(self.stats))
-                    last_report = time.monotonic()
+            if self.spec.prefetch:
+                self._run_prefetched()
+            else:
+                while not self._stopped():
+                    batch = self._receive_batch()
+                    if batch:
+                        self.process(batch)
+                    if time.monotonic() - last_report > 1.0:
+                        self.report(event="stats", **vars(self.stats))
+                        last_report = time.monotonic()
         finally:
             self.report(event="stats", **vars(self.stats))
             self._factory.close()
             if self._rings is not None:
                 self._rings.close()
         return self.stats
+
+    def _run_prefetched(self) -> None:
+        """This thread runs the network, embeds and sends; a prefetch thread receives and
+        letterboxes the next batch meanwhile. Items reach this thread in arrival order."""
+        items: queue.Queue = queue.Queue()
+        slots = threading.Semaphore(2)  # batches held: one in the network, one prepared
+        done = threading.Event()
+        thread = threading.Thread(target=self._prefetch, args=(items, slots, done), name="detector-prefetch",
+                                  daemon=True)
+        thread.start()
+        last_report = time.monotonic()
+        try:
+            while not self._stopped():
+                if time.monotonic() - last_report > 1.0:
+                    self.report(event="stats", **vars(self.stats))
+                    last_report = time.monotonic()
+                try:
+                    item = items.get(timeout=0.1)
+                except queue.Empty:
+                    if not thread.is_alive():
+                        raise RuntimeError("the detector's prefetch thread stopped")
+                    continue
+                kind = item[0]
+                if kind == "control":
+                    self._forward(item[1], item[2])
+                elif kind == "error":
+                    raise item[1]
+                else:
+                    _, batch, prepared, taken = item
+                    try:
+                        self._process(batch, prepared)
+                    finally:
+                        if self._rings is not None:
+                            self.stats.ring_frames += self._rings.release(taken)
+                        slots.release()
+        finally:
+            done.set()
+            thread.join(timeout=5.0)
+
+    def _prefetch(self, items: queue.Queue, slots: threading.Semaphore, done: threading.Event) -> None:
+        if self.spec.prefetch_cpus and hasattr(os, "sched_setaffinity"):
+            try:
+                os.sched_setaffinity(0, set(self.spec.prefetch_cpus))  # this thread only (Linux)
+            except OSError as exc:
+                log.warning("prefetch thread stays on the detector's CPUs (%s)", exc)
+        try:
+            while not done.is_set():
+                if not slots.acquire(timeout=0.1):
+                    continue
+                batch = self._receive_batch(lambda control, parts: items.put(("control", control, parts)))
+                if not batch:
+                    slots.release()
+                    continue
+                start = time.perf_counter()
+                taken = self._rings.take_held() if self._rings is not None else []
+                prepared = self.detector.prepare([frame.image for frame, _ in batch])
+                self.stats.prepare_s += time.perf_counter() - start
+                items.put(("batch", batch, prepared, taken))
+        except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
+            items.put(("error", exc))
 
 
 def detector_main(spec: DetectorStageSpec, stop=None, report_queue=None) -> None:

@@ -136,11 +136,12 @@ class Service:
 
     def _ring_slots(self, source) -> int:
         """Shared-memory ring slots for a grabber (0 = pixels through the socket): enough for
-        the socket queue plus a batch in every detector and one being gathered."""
+        the socket queue, the batches every detector holds (two with prefetch: one in the
+        network, one prepared) and one being gathered."""
         t, d = self.config.transport, self.config.detector
         if t.kind != "ipc" or not t.shared_memory or source.encoding != "raw":
             return 0
-        return t.hwm + (d.workers + 1) * d.batch_size
+        return t.hwm + (d.workers * (2 if d.prefetch else 1) + 1) * d.batch_size
 
     # ---- specs
     def _grabber_specs(self) -> list[GrabberSpec]:
@@ -158,7 +159,14 @@ class Service:
             model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
             iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
             hwm=self.config.transport.hwm, security=self.security,
-            threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0))
+            threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0),
+            prefetch=d.prefetch,
+            # the letterbox of the next batch runs on the grabbers' and tracker's CPUs: their spare
+            # time is what lets it overlap the network on the detector's (2 cores, 300 frames of
+            # bench/pipeline.py's clip, interleaved throwaway runs: end-to-end above the no-prefetch
+            # run in 9 of 13 pairs, medians 3.5-10 % higher; with the thread free to use every
+            # CPU it competed with the network and did not gain)
+            prefetch_cpus=sorted(self.cpu_plan.others) if self.cpu_plan else None)
 
     def _tracker_spec(self) -> TrackerStageSpec:
         o = self.config.output

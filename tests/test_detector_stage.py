@@ -1,4 +1,5 @@
 """The detector stage over real sockets with a real (small, untrained) Keras model."""
+import os
 import threading
 import time
 
@@ -22,14 +23,18 @@ def detector():
     return Detector.from_model(model, conf_threshold=0.0)  # every candidate passes: real boxes to embed
 
 
-def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, detector):
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "one-thread"])
+def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, detector, prefetch):
     frames_ep, dets_ep = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/d"
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.bind(frames_ep)
     pull = ctx.socket(zmq.PULL)
     pull.bind(dets_ep)
-    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=50)
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    prefetch_cpus = allowed[-1:] or None  # one CPU: the prefetch thread is kept to it
+    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=50,
+                             prefetch=prefetch, prefetch_cpus=prefetch_cpus)
     stop = threading.Event()
     stage = DetectorStage(spec, detector, ColourHistogramEmbedder(), stop)
     thread = threading.Thread(target=stage.run)
@@ -49,6 +54,10 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, de
         while len(received) < 5 and time.monotonic() < deadline:
             if pull.poll(200):
                 received.append(pull.recv_multipart())
+        prefetchers = [t for t in threading.enumerate() if t.name == "detector-prefetch"]
+        assert len(prefetchers) == (1 if prefetch else 0)
+        if prefetch and prefetch_cpus:
+            assert sorted(os.sched_getaffinity(prefetchers[0].native_id)) == prefetch_cpus
     finally:
         stop.set()
         thread.join(10)
@@ -68,6 +77,8 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, de
         assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= 64).all() and (boxes[:, 3] <= 48).all()
     assert stage.stats.bad_messages == 2
     assert stage.stats.frames == 4 and stage.stats.batches <= 2  # batched across streams
+    assert stage.stats.prepare_s > 0 and stage.stats.busy_s > 0
+    assert not [t for t in threading.enumerate() if t.name == "detector-prefetch"]  # ended with the stage
 
 
 def test_detector_threads_leave_a_core_for_decoding():
@@ -87,3 +98,44 @@ def test_configure_threads_sets_tensorflow_and_opencv_pools_alike():
             "n = configure_threads(1); print(n, cv2.getNumThreads(), tf.config.threading.get_intra_op_parallelism_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split()[-3:] == ["1", "1", "1"]
+
+
+def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(tmp_path, detector):
+    """A batch the prefetch thread cannot prepare is not swallowed: the stage's run raises the
+    error (the service then restarts the detector process) instead of waiting forever."""
+
+    class FailingPrepare:
+        class_names = detector.class_names
+
+        def prepare(self, images):
+            raise ValueError("cannot letterbox")
+
+    frames_ep, dets_ep = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/d"
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.bind(frames_ep)
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(dets_ep)
+    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=2, batch_wait_ms=10)
+    stage = DetectorStage(spec, FailingPrepare(), None, threading.Event())
+    errors = []
+
+    def run():
+        try:
+            stage.run()
+        except ValueError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        push.send_multipart(protocol.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0))
+        thread.join(30)
+    finally:
+        stage.stop.set()
+        thread.join(10)
+        push.close(0)
+        pull.close(0)
+        ctx.term()
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ["cannot letterbox"]
