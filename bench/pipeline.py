@@ -15,7 +15,8 @@ Prints, in one run on one clip (default: ../shared/data/videos/towncentre-1080p.
   next batch letterboxed on a second thread (``detector.prefetch = false``);
 - per process of the end-to-end run (grabber, detector, tracker, supervisor), in the steady
   state: CPU ms, ms spent runnable but waiting for a core, and time slices, per frame
-  (Linux /proc schedstat): where the detector stage loses time to its neighbours;
+  (Linux /proc schedstat): where the detector stage loses time to its neighbours (the detector
+  row includes its prefetch thread, which runs on the grabbers' cores and waits for them);
 - frame-message throughput over ipc (PUSH/PULL between two threads, raw frames of the clip's
   size) in GB/s, pixels through the socket (zero-copy send) and through the shared-memory
   ring, against a plain memory copy of the same frames.
