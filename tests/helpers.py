@@ -31,3 +31,21 @@ def decode_all(path: Path) -> list[np.ndarray]:
             break
         frames.append(image)
     return frames
+
+
+def start_catching(target, exc_type):
+    """Run ``target()`` on a new thread; returns (thread, errors) where errors collects the
+    ``exc_type`` it raises (any other exception fails the thread as usual)."""
+    import threading
+
+    errors = []
+
+    def run():
+        try:
+            target()
+        except exc_type as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, errors

@@ -12,6 +12,7 @@ from detector.model import build_model
 from detector.runtime import Detector
 from detector.stage import DetectorStage, DetectorStageSpec
 from pipeline import protocol
+from tests.helpers import start_catching
 from workers.frame import Frame
 
 ANCHORS = [[[10, 14], [23, 27], [37, 58]], [[81, 82], [135, 169], [344, 319]]]
@@ -23,14 +24,24 @@ def detector():
     return Detector.from_model(model, conf_threshold=0.0)  # every candidate passes: real boxes to embed
 
 
-@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "one-thread"])
-def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, detector, prefetch):
+@pytest.fixture
+def sockets(tmp_path):
+    """(frames endpoint, detections endpoint, PUSH socket into the stage, PULL socket out of it)."""
     frames_ep, dets_ep = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/d"
     ctx = zmq.Context()
     push = ctx.socket(zmq.PUSH)
     push.bind(frames_ep)
     pull = ctx.socket(zmq.PULL)
     pull.bind(dets_ep)
+    yield frames_ep, dets_ep, push, pull
+    push.close(0)
+    pull.close(0)
+    ctx.term()
+
+
+@pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "one-thread"])
+def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, detector, prefetch):
+    frames_ep, dets_ep, push, pull = sockets
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     prefetch_cpus = allowed[-1:] or None  # one CPU: the prefetch thread is kept to it
     spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=50,
@@ -61,9 +72,6 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(tmp_path, de
     finally:
         stop.set()
         thread.join(10)
-        push.close(0)
-        pull.close(0)
-        ctx.term()
     control = protocol.decode_control(received[0])
     assert control.kind == "stream.started" and control.fields["classes"] == ["a", "b", "c"]
     dets = [protocol.decode_detections(parts) for parts in received[1:]]
@@ -100,7 +108,7 @@ def test_configure_threads_sets_tensorflow_and_opencv_pools_alike():
     assert out.stdout.split()[-3:] == ["1", "1", "1"]
 
 
-def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(tmp_path, detector):
+def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detector):
     """A batch the prefetch thread cannot prepare is not swallowed: the stage's run raises the
     error (the service then restarts the detector process) instead of waiting forever."""
 
@@ -110,32 +118,15 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(tmp_path, detect
         def prepare(self, images):
             raise ValueError("cannot letterbox")
 
-    frames_ep, dets_ep = f"ipc://{tmp_path}/f", f"ipc://{tmp_path}/d"
-    ctx = zmq.Context()
-    push = ctx.socket(zmq.PUSH)
-    push.bind(frames_ep)
-    pull = ctx.socket(zmq.PULL)
-    pull.bind(dets_ep)
+    frames_ep, dets_ep, push, _ = sockets
     spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=2, batch_wait_ms=10)
     stage = DetectorStage(spec, FailingPrepare(), None, threading.Event())
-    errors = []
-
-    def run():
-        try:
-            stage.run()
-        except ValueError as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, errors = start_catching(stage.run, ValueError)
     try:
         push.send_multipart(protocol.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0))
         thread.join(30)
     finally:
         stage.stop.set()
         thread.join(10)
-        push.close(0)
-        pull.close(0)
-        ctx.term()
     assert not thread.is_alive()
     assert [str(e) for e in errors] == ["cannot letterbox"]

@@ -7,7 +7,7 @@ import pytest
 import zmq
 
 from pipeline import protocol
-from tests.helpers import decode_all, write_test_video
+from tests.helpers import decode_all, start_catching, write_test_video
 from vidtrack.errors import SourceError
 from workers.grabber import Grabber, GrabberSpec
 from workers.sources import VideoSource, source_kind
@@ -180,16 +180,7 @@ def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
     reports = []
     grabber = Grabber(GrabberSpec("s", str(tmp_path / "missing.mp4"), endpoint),
                       report=lambda **kw: reports.append(kw))
-    errors = []
-
-    def run():
-        try:
-            grabber.run()
-        except SourceError as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=run)
-    thread.start()
+    thread, errors = start_catching(grabber.run, SourceError)
     frames, controls = _receive_all(endpoint)
     thread.join(10)
     assert errors and "not found" in str(errors[0])
