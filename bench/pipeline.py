@@ -273,13 +273,14 @@ def print_processes(processes: dict, e2e_fps: float) -> None:
           f"{os.cpu_count()} cores at the end-to-end rate")
 
 
-def busy_ms(summary) -> tuple[float, float]:
-    """Milliseconds per frame the service's detector stage spent on its batches, from the
-    stage's own stats: (network, NMS, embeddings and sending; letterbox, on the prefetch
-    thread where there is one)."""
+def busy_ms(summary) -> tuple[float, float, float]:
+    """The service's detector stage on its batches, from the stage's own stats: (network, NMS,
+    embeddings and sending, ms/frame; letterbox on the prefetch thread, or on the one thread
+    without prefetch, ms/frame; share of the frames the network thread letterboxed itself)."""
     d = summary.detector
     frames = max(d.get("frames", 0), 1)
-    return 1e3 * d.get("busy_s", 0.0) / frames, 1e3 * d.get("prepare_s", 0.0) / frames
+    return (1e3 * d.get("busy_s", 0.0) / frames, 1e3 * d.get("prepare_s", 0.0) / frames,
+            d.get("network_letterbox_frames", 0) / frames)
 
 
 def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) -> float:
@@ -370,11 +371,13 @@ def main() -> int:
         detect_r, detect_cpu_r, detect_wait_r = detector_fps(frames, args.model, args.embedder, args.batch, args.threads)
         e2e_r, summary, processes = end_to_end_fps(args.video, len(frames), args.model, args.embedder, args.batch, args.threads)
         rounds.append((decode_r, decode_cpu_r, detect_r, detect_cpu_r, e2e_r))
+        busy = busy_ms(summary)
         print(f"round {r + 1}: decode-only {decode_r:6.1f} ({decode_cpu_r * 1e3:.1f} CPU ms/frame), detector-only "
               f"{detect_r:6.1f} ({detect_cpu_r * 1e3:.1f} CPU ms/frame), end-to-end {e2e_r:6.1f} frames/s "
               f"({summary.frames} frames tracked, {summary.detector.get('ring_frames', 0)} through the shared-memory "
-              f"ring; the service's detector busy {busy_ms(summary)[0]:.1f} ms/frame on the network thread, letterbox "
-              f"{busy_ms(summary)[1]:.1f} ms/frame); ratio {e2e_r / min(decode_r, detect_r):.2f}")
+              f"ring; the service's detector busy {busy[0]:.1f} ms/frame on the network thread, letterbox "
+              f"{busy[1]:.1f} ms/frame on the prefetch thread, {busy[2]:.0%} of the frames letterboxed by the "
+              f"network thread); ratio {e2e_r / min(decode_r, detect_r):.2f}")
         print(f"  detector-only loop: its threads runnable but waiting for a core "
               f"{detect_wait_r * 1e3:5.2f} ms/frame; in the end-to-end run, per process:")
         print_processes(processes, e2e_r)

@@ -15,6 +15,7 @@ objectness x class probability (Darknet), keeps per-class candidates above
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,15 +152,8 @@ class Detector:
     # ------------------------------------------------------------------ inference
     def preprocess(self, images):
         """list of uint8[H,W,3] BGR -> (float32[B,h,w,3] RGB 0..1, transforms), B padded."""
-        n = len(images)
-        b = _padded_batch(n)
-        h, w = self._input_size
-        batch = np.zeros((b, h, w, 3), np.uint8)
-        transforms = []
-        for i, img in enumerate(images):
-            _, tr = letterbox_uint8(np.asarray(img), (h, w), self.resize, out=batch[i])
-            transforms.append(tr)
-        return batch.astype(np.float32) * np.float32(1.0 / 255.0), transforms
+        prepared = self.prepare(images)
+        return prepared.inputs, prepared.transforms
 
     def raw(self, images):
         """Model outputs for ``images``: boxes float32[B,N,4] input px, objectness [B,N], class_probs [B,N,C]."""
@@ -182,11 +176,11 @@ class Detector:
         """The CPU-side first half of :meth:`detect` for up to 16 images (letterbox into one
         network batch); a detector stage does this for the next batch while the network runs
         on the current one. The images themselves are not kept."""
-        images = list(images)
-        if len(images) > BATCH_SIZES[-1]:
-            raise ValueError(f"prepare takes at most {BATCH_SIZES[-1]} images, got {len(images)}")
-        x, transforms = self.preprocess(images)
-        return PreparedBatch(x, transforms)
+        return self.start_prepare(images).result()
+
+    def start_prepare(self, images) -> "BatchPreparation":
+        """:meth:`prepare` that several threads can share: see :class:`BatchPreparation`."""
+        return BatchPreparation(images, self._input_size, self.resize)
 
     def detect_prepared(self, prepared: "PreparedBatch") -> list[Detections]:
         """The second half of :meth:`detect`: one model call, then scoring, NMS and boxes in
@@ -210,6 +204,69 @@ class Detector:
         s = scores[rows, cols]
         keep = nms(b, s, cols, self.iou_threshold, self.max_detections)
         return Detections(transform.to_original(b[keep]), s[keep], cols[keep].astype(np.int32))
+
+
+class BatchPreparation:
+    """Up to 16 images being letterboxed into one network batch, by any number of threads.
+
+    Each :meth:`work` call letterboxes images that no other caller has claimed yet, one at a
+    time, until none is left; :meth:`result` does the same, waits for the images other
+    threads claimed and returns the :class:`PreparedBatch`. A detector stage's prefetch
+    thread starts a batch while the network runs and the network thread finishes it, so
+    the letterbox work goes to whichever CPU is free first instead of to a fixed one. An
+    error in any thread's image is raised by :meth:`result`."""
+
+    def __init__(self, images, input_size: tuple[int, int], resize: str = "letterbox"):
+        self._images = list(images)
+        self._n = n = len(self._images)
+        if n > BATCH_SIZES[-1]:
+            raise ValueError(f"prepare takes at most {BATCH_SIZES[-1]} images, got {n}")
+        h, w = input_size
+        self._size = (h, w)
+        self._resize = resize
+        self._inputs = np.zeros((_padded_batch(n), h, w, 3), np.float32)
+        self._transforms: list = [None] * n
+        self._claimed = 0
+        self._finished = 0
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+
+    def __len__(self) -> int:
+        return self._n
+
+    def work(self) -> int:
+        """Letterbox unclaimed images until none is left; returns how many this call did."""
+        n, done = self._n, 0
+        scratch = np.empty((*self._size, 3), np.uint8)
+        while True:
+            with self._cond:
+                if self._claimed >= n or self._error is not None:
+                    return done
+                i = self._claimed
+                self._claimed += 1
+            try:
+                _, tr = letterbox_uint8(np.asarray(self._images[i]), self._size, self._resize, out=scratch)
+                np.multiply(scratch, np.float32(1.0 / 255.0), out=self._inputs[i], casting="unsafe")
+            except BaseException as exc:
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                raise
+            with self._cond:
+                self._transforms[i] = tr
+                self._finished += 1
+                self._cond.notify_all()
+            done += 1
+
+    def result(self) -> "PreparedBatch":
+        """Finish the batch (in this thread, with whoever else is working on it)."""
+        self.work()
+        with self._cond:
+            self._cond.wait_for(lambda: self._finished == self._n or self._error is not None)
+            if self._error is not None:
+                raise self._error
+        self._images = []  # the frames may be ring slots the caller frees next
+        return PreparedBatch(self._inputs, self._transforms)
 
 
 @dataclass(frozen=True)

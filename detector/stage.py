@@ -4,13 +4,16 @@ Frames from all streams are gathered into one batch (up to ``batch_size``, waiti
 ``batch_wait_ms`` after the first frame) so the network runs once per batch. Control messages
 are forwarded to the tracker unchanged. A malformed message is counted and dropped.
 
-With ``prefetch`` (the default) a second thread receives and letterboxes the next batch
-while the network runs on the current one, on the CPUs named by ``prefetch_cpus`` (the
-service gives it the grabbers' and tracker's CPUs, see pipeline.affinity): the letterbox of
-1080p frames is about a fifth of the stage's CPU time (2.1-2.5 of ~11 ms per frame on the
-2-core dev box, bench/pipeline.py's clip), and where the detector's cores are the bottleneck
-that work moves to cores with time to spare. At most two batches are held (the one in the
-network and the one prepared), so ring slots stay bounded.
+With ``prefetch`` (the default) a second thread receives the next batch and starts its
+letterbox while the network runs on the current one, on the CPUs named by ``prefetch_cpus``
+(the service gives it the grabbers' and tracker's CPUs, see pipeline.affinity). The letterbox
+of 1080p frames is about a fifth of the stage's CPU time (2.1-2.5 of ~11 ms per frame on the
+2-core dev box, bench/pipeline.py's clip). The batch is queued as soon as it is received, and
+the network thread, when it is done with the current batch, letterboxes whatever images of
+the next one the prefetch thread has not reached (:class:`detector.runtime.BatchPreparation`):
+the work goes to whichever CPU is free first, so neither the detector's cores nor the
+grabbers' become the bottleneck because of it. At most two batches are held (the one in the
+network and the one being prepared), so ring slots stay bounded.
 """
 from __future__ import annotations
 
@@ -57,6 +60,8 @@ class DetectorStats:
     detections: int = 0
     busy_s: float = 0.0  # network, embeddings and sending (the thread that runs the network)
     prepare_s: float = 0.0  # letterbox into network batches (the prefetch thread, where there is one)
+    network_letterbox_frames: int = 0  # prefetch: frames the network thread letterboxed itself
+    network_prepare_s: float = 0.0  # prefetch: the network thread's letterbox, and its wait for the rest
     ring_frames: int = 0  # frames read from shared-memory rings instead of the socket
 
 
@@ -238,8 +243,13 @@ class DetectorStage:
                 elif kind == "error":
                     raise item[1]
                 else:
-                    _, batch, prepared, taken = item
+                    _, batch, preparation, taken = item
                     try:
+                        # what the prefetch thread has not letterboxed yet is done here
+                        start = time.perf_counter()
+                        self.stats.network_letterbox_frames += preparation.work()
+                        prepared = preparation.result()
+                        self.stats.network_prepare_s += time.perf_counter() - start
                         self._process(batch, prepared)
                     finally:
                         if self._rings is not None:
@@ -263,11 +273,13 @@ class DetectorStage:
                 if not batch:
                     slots.release()
                     continue
-                start = time.perf_counter()
                 taken = self._rings.take_held() if self._rings is not None else []
-                prepared = self.detector.prepare([frame.image for frame, _ in batch])
+                preparation = self.detector.start_prepare([frame.image for frame, _ in batch])
+                # queued before its letterbox: a network thread that is free first shares the work
+                items.put(("batch", batch, preparation, taken))
+                start = time.perf_counter()
+                preparation.work()
                 self.stats.prepare_s += time.perf_counter() - start
-                items.put(("batch", batch, prepared, taken))
         except Exception as exc:  # noqa: BLE001 - handed to the main thread, which raises it
             items.put(("error", exc))
 

@@ -61,6 +61,7 @@ class DetectorConfig:
     threads: int = 0  # TensorFlow intra-op threads per process, 0 = all cores but one (with pin_cpus: its cores)
     pin_cpus: bool = True  # detector processes on cores of their own, grabbers + tracker on the rest (pipeline.affinity)
     prefetch: bool = True  # a second thread receives and letterboxes the next batch while the network runs
+    # (the network thread letterboxes what is left of it when it gets there first)
 
 
 @dataclass

@@ -161,11 +161,11 @@ class Service:
             hwm=self.config.transport.hwm, security=self.security,
             threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0),
             prefetch=d.prefetch,
-            # the letterbox of the next batch runs on the grabbers' and tracker's CPUs: their spare
-            # time is what lets it overlap the network on the detector's (2 cores, 300 frames of
-            # bench/pipeline.py's clip, interleaved throwaway runs: end-to-end above the no-prefetch
-            # run in 9 of 13 pairs, medians 3.5-10 % higher; with the thread free to use every
-            # CPU it competed with the network and did not gain)
+            # the letterbox of the next batch starts on the grabbers' and tracker's CPUs, and the
+            # network thread takes over what is left when it gets there first: the work goes to
+            # the side with time to spare. With the whole letterbox fixed on the grabbers' CPUs
+            # that side became the bottleneck on a faster day of the dev box; with the thread free
+            # to use every CPU it competed with the network and did not gain (throwaway runs)
             prefetch_cpus=sorted(self.cpu_plan.others) if self.cpu_plan else None)
 
     def _tracker_spec(self) -> TrackerStageSpec:

@@ -98,3 +98,67 @@ def test_prepare_then_detect_prepared_equals_detect(model_path):
         np.testing.assert_array_equal(whole.class_ids, split.class_ids)
     with pytest.raises(ValueError, match="at most 16"):
         det.prepare(imgs * 6)
+
+
+def _reference_inputs(images, size):
+    from detector.letterbox import letterbox
+
+    return np.stack([letterbox(img, size)[0] for img in images])
+
+
+def test_batch_preparation_shared_by_two_threads_letterboxes_each_image_once():
+    import threading
+
+    from detector.runtime import BatchPreparation
+
+    rng = np.random.default_rng(3)
+    imgs = [rng.integers(0, 255, (90 + 10 * i, 160, 3), dtype=np.uint8) for i in range(11)]
+    prep = BatchPreparation(imgs, (64, 96))
+    counts = []
+    helper = threading.Thread(target=lambda: counts.append(prep.work()))
+    helper.start()
+    mine = prep.work()
+    prepared = prep.result()
+    helper.join(10)
+    assert mine + counts[0] == 11 and len(prep) == 11
+    assert prepared.inputs.shape == (16, 64, 96, 3) and prepared.inputs.dtype == np.float32
+    np.testing.assert_allclose(prepared.inputs[:11], _reference_inputs(imgs, (64, 96)), atol=1e-6)
+    assert not prepared.inputs[11:].any()  # padding images stay black
+    assert [tr.orig_size for tr in prepared.transforms] == [img.shape[:2] for img in imgs]
+    assert prep.work() == 0  # nothing left to claim
+
+
+def test_batch_preparation_result_does_what_no_other_thread_did():
+    from detector.runtime import BatchPreparation
+
+    rng = np.random.default_rng(4)
+    imgs = [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    prep = BatchPreparation(imgs, (64, 96))
+    prepared = prep.result()
+    np.testing.assert_allclose(prepared.inputs[:3], _reference_inputs(imgs, (64, 96)), atol=1e-6)
+    with pytest.raises(ValueError, match="at most 16"):
+        BatchPreparation(imgs * 6, (64, 96))
+
+
+def test_batch_preparation_raises_another_threads_error_in_result():
+    import threading
+
+    from detector.runtime import BatchPreparation
+
+    good = np.zeros((48, 64, 3), np.uint8)
+    bad = np.zeros((48, 64), np.uint8)  # not a colour frame
+    prep = BatchPreparation([bad, good], (64, 96))
+    errors = []
+
+    def helper():
+        try:
+            prep.work()
+        except ValueError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=helper)
+    thread.start()
+    thread.join(10)  # claims the bad image first and fails on it
+    assert errors and "uint8[H,W,3]" in str(errors[0])
+    with pytest.raises(ValueError, match=r"uint8\[H,W,3\]"):
+        prep.result()

@@ -109,14 +109,16 @@ def test_configure_threads_sets_tensorflow_and_opencv_pools_alike():
 
 
 def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detector):
-    """A batch the prefetch thread cannot prepare is not swallowed: the stage's run raises the
-    error (the service then restarts the detector process) instead of waiting forever."""
+    """A batch that cannot be letterboxed is not swallowed, whichever of the two threads meets
+    the error: the stage's run raises it (the service then restarts the detector process)
+    instead of waiting forever."""
+    from detector.runtime import BatchPreparation
 
     class FailingPrepare:
         class_names = detector.class_names
 
-        def prepare(self, images):
-            raise ValueError("cannot letterbox")
+        def start_prepare(self, images):  # fails in whichever thread letterboxes the image
+            return BatchPreparation(images, detector.input_size, resize="no such mode")
 
     frames_ep, dets_ep, push, _ = sockets
     spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=2, batch_wait_ms=10)
@@ -129,4 +131,4 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detecto
         stage.stop.set()
         thread.join(10)
     assert not thread.is_alive()
-    assert [str(e) for e in errors] == ["cannot letterbox"]
+    assert len(errors) == 1 and "resize mode must be one of" in str(errors[0])
