@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from pipeline import protocol
+from pipeline.affinity import pin_this_thread
 from pipeline.frame_ring import RingReader
 from pipeline.transport import Security, SocketFactory
 
@@ -260,11 +261,7 @@ class DetectorStage:
             thread.join(timeout=5.0)
 
     def _prefetch(self, items: queue.Queue, slots: threading.Semaphore, done: threading.Event) -> None:
-        if self.spec.prefetch_cpus and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(0, set(self.spec.prefetch_cpus))  # this thread only (Linux)
-            except OSError as exc:
-                log.warning("prefetch thread stays on the detector's CPUs (%s)", exc)
+        pin_this_thread(self.spec.prefetch_cpus, "the detector's prefetch thread")
         try:
             while not done.is_set():
                 if not slots.acquire(timeout=0.1):

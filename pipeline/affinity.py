@@ -70,3 +70,14 @@ def pin_this_process(cpus) -> list[int]:
         except OSError as exc:
             log.warning("cannot keep this process to CPUs %s (%s); it runs unpinned", sorted(cpus), exc)
     return allowed_cpus()
+
+
+def pin_this_thread(cpus, what: str) -> None:
+    """Restrict the calling thread only (Linux affinity is per thread) and the threads it
+    starts later to ``cpus``; where that fails, ``what`` is named in a warning and the thread
+    keeps its process's CPUs."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, set(cpus))
+        except OSError as exc:
+            log.warning("%s stays on its process's CPUs, not %s (%s)", what, sorted(cpus), exc)
