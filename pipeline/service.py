@@ -175,7 +175,10 @@ class Service:
             tracker=self.config.tracker, event_mode=self.config.events.mode, out_dir=o.dir or None,
             mot=o.mot, jsonl=o.jsonl, video=o.video,
             expected_streams=[s.id for s in self.config.sources],
-            security=self.security)
+            security=self.security,
+            # drawing and encoding the annotated video cost ~10x the tracking: its threads may
+            # use every CPU, the detector's included, not only the tracker's
+            video_cpus=sorted(self.cpu_plan.detector | self.cpu_plan.others) if self.cpu_plan else None)
 
     def _start(self, name: str, target, spec, stop, *extra):
         cpus = None
@@ -297,6 +300,9 @@ class Service:
                     bar.update(count)
             elif event == "stream.ended":
                 stream.reason = r.get("reason", "")
+            elif event == "error":  # a sink of this stream failed; tracking goes on
+                self.summary.errors.append(f"{stream.stream_id}: {r.get('message', '')}")
+                log.error("%s: %s", stream.stream_id, r.get("message", ""))
         elif stage == "detector" and event == "stats":
             self._detector_stats[r.get("pid", "0")] = {k: v for k, v in r.items() if k not in ("stage", "event")}
 

@@ -5,23 +5,31 @@
   (``tracker.coast_frames``; 0 = matched frames only, the DeepSORT convention).
 - :class:`JsonlSink`: every event, one JSON object per line.
 - :class:`VideoSink`: annotated mp4 (boxes, ids, short trails). The tracker stage never sees
-  pixels, so this sink decodes the source file again in step with the tracked frames; it
-  works for file sources only.
+  pixels, so this sink decodes the source file again in step with the tracked frames, on a
+  thread of its own; it works for file sources only.
 """
 from __future__ import annotations
 
 import json
+import logging
+import queue
+import threading
 from collections import defaultdict, deque
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from pipeline.affinity import pin_this_thread
 from tracker.config import TrackerConfig
 from vidtrack.errors import SourceError
 
+log = logging.getLogger(__name__)
+
 
 class MotSink:
+    what = "MOT txt"
+
     def __init__(self, path: Path, coast_frames: int = TrackerConfig.coast_frames):
         self.coast_frames = int(coast_frames)
         self.path = Path(path)
@@ -40,6 +48,8 @@ class MotSink:
 
 
 class JsonlSink:
+    what = "events JSONL"
+
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,69 +89,182 @@ def draw_tracks(image: np.ndarray, snapshots, trails: dict, class_names=None) ->
 
 
 class VideoSink:
-    def __init__(self, path: Path, source_url: str, class_names=None, trail_length: int = 20):
+    """Annotated mp4 of a file source: box, ``<id> <class>`` label and trail of each confirmed
+    track, in the source's size and frame rate.
+
+    The tracker stage never sees pixels, so the sink decodes the source file again in step
+    with the tracked frames. Decoding, drawing and encoding cost more CPU than tracking (a
+    1080p frame: ~3.5 ms to decode and ~7 ms to encode as mp4v on the dev box, against ~1 ms
+    of tracking), so they run on a thread of their own, on ``cpus`` (the service gives it
+    every CPU it may use, while the tracker itself keeps to the grabbers' CPUs), and the
+    tracker publishes events without waiting for the encoder. At most ``queue_frames``
+    tracked frames wait for the thread; then :meth:`write` blocks (file sources are lossless
+    anyway). Opening errors are raised here; a later error of the thread by the next
+    :meth:`write` or by :meth:`close`."""
+
+    what = "annotated video"
+
+    def __init__(self, path: Path, source_url: str, class_names=None, trail_length: int = 20,
+                 cpus=None, queue_frames: int = 64):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._cap = cv2.VideoCapture(source_url)
-        if not self._cap.isOpened():
-            raise SourceError(f"annotated video needs a file source it can re-read: {source_url!r}")
-        fps = self._cap.get(cv2.CAP_PROP_FPS) or 25.0
-        size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
-        self._writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        self._next = 0
-        self._image = None
         self.class_names = class_names
-        self._trails: dict = defaultdict(lambda: deque(maxlen=trail_length))
+        self._trail_length = trail_length
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_frames))
+        self._opened = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(source_url, cpus),
+                                        name=f"video-sink-{self.path.stem}", daemon=True)
+        self._thread.start()
+        self._opened.wait()
+        if self._error is not None:
+            self._thread.join()
+            raise self._error
 
     def write(self, frame: int, snapshots, events) -> None:
-        while self._next <= frame:  # frames the tracker never saw (dropped) are written unannotated
-            ok, image = self._cap.read()
-            if not ok:
-                return
-            if self._next < frame:
-                self._writer.write(image)
-            self._image = image
-            self._next += 1
-        for s in snapshots:
-            if s.state == "confirmed" and s.time_since_update == 0:
-                x1, y1, x2, y2 = (float(v) for v in s.box)
-                self._trails[int(s.track_id)].append(((x1 + x2) / 2, y2))
-        self._writer.write(draw_tracks(self._image, snapshots, self._trails, self.class_names))
+        """Queue tracked frame ``frame`` (0-based) and its snapshots for drawing."""
+        self._put((frame, snapshots))
 
     def close(self) -> None:
-        self._writer.release()
-        self._cap.release()
+        """Write what is queued, finish the file; raises the thread's error if it had one."""
+        if self._thread.is_alive() and self._error is None:
+            self._put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _put(self, item) -> None:
+        while True:
+            if self._error is not None:
+                raise self._error
+            if not self._thread.is_alive():
+                raise RuntimeError(f"{self.path}: the annotated video is already closed")
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self, source_url: str, cpus) -> None:
+        pin_this_thread(cpus, "the annotated-video writer")  # before FFmpeg starts its threads
+        cap = writer = None
+        try:
+            cap = cv2.VideoCapture(source_url)
+            if not cap.isOpened():
+                raise SourceError(f"annotated video needs a file source it can re-read: {source_url!r}")
+            fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+            size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+            writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+            if not writer.isOpened():
+                raise OSError(f"cannot write an mp4 video to {self.path}")
+        except BaseException as exc:  # noqa: BLE001 - raised by __init__ on the caller's thread
+            self._error = exc
+            if cap is not None:
+                cap.release()
+            self._opened.set()
+            return
+        self._opened.set()
+        try:
+            self._draw_frames(cap, writer)
+        except BaseException as exc:  # noqa: BLE001 - raised by the next write() or close()
+            self._error = exc
+        finally:
+            writer.release()
+            cap.release()
+
+    def _draw_frames(self, cap, writer) -> None:
+        trails: dict = defaultdict(lambda: deque(maxlen=self._trail_length))
+        next_frame, image, source_left = 0, None, True
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            frame, snapshots = item
+            while source_left and next_frame <= frame:  # frames never tracked (dropped) go in unannotated
+                ok, image = cap.read()
+                if not ok:
+                    source_left = False
+                    break
+                if next_frame < frame:
+                    writer.write(image)
+                next_frame += 1
+            if not source_left:
+                continue  # the file ended before the tracked frames did: nothing to draw on
+            for s in snapshots:
+                if s.state == "confirmed" and s.time_since_update == 0:
+                    x1, y1, x2, y2 = (float(v) for v in s.box)
+                    trails[int(s.track_id)].append(((x1 + x2) / 2, y2))
+            writer.write(draw_tracks(image, snapshots, trails, self.class_names))
 
 
 class StreamSinks:
-    """The sinks configured for one stream; any may be absent."""
+    """The sinks configured for one stream; any may be absent.
+
+    A sink that fails (its file cannot be opened or written, the source cannot be re-read
+    for the annotated video) is closed and left out, and its error kept in ``errors`` for the
+    tracker stage to report: tracking, the events and the stream's other sinks go on."""
 
     def __init__(self, out_dir: Path | None, stream_id: str, source_url: str, live: bool,
                  mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None,
-                 coast_frames: int = TrackerConfig.coast_frames):
-        self.frame_sinks = []
-        self.jsonl = None
+                 coast_frames: int = TrackerConfig.coast_frames, video_cpus=None):
+        self.frame_sinks: list = []
+        self.jsonl: JsonlSink | None = None
+        self.errors: list[str] = []
         if out_dir is None:
             return
         out_dir = Path(out_dir)
+        frame_sinks = []
         if mot:
-            self.frame_sinks.append(MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames))
+            frame_sinks.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames)))
         if video and not live:
-            self.frame_sinks.append(VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url, class_names))
+            frame_sinks.append((VideoSink, lambda: VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url,
+                                                             class_names, cpus=video_cpus)))
+        for kind, make in frame_sinks:
+            try:
+                self.frame_sinks.append(make())
+            except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
+                self._failed(kind, "cannot be opened", exc)
         if jsonl:
-            self.jsonl = JsonlSink(out_dir / f"{stream_id}.events.jsonl")
+            try:
+                self.jsonl = JsonlSink(out_dir / f"{stream_id}.events.jsonl")
+            except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
+                self._failed(JsonlSink, "cannot be opened", exc)
 
-    def write(self, frame: int, snapshots, events) -> None:
-        for sink in self.frame_sinks:
-            sink.write(frame, snapshots, events)
-        self.write_events(events)
+    def _failed(self, sink, what: str, exc: BaseException) -> None:
+        self.errors.append(f"{sink.what} output {what}, left out: {exc.__class__.__name__}: {exc}")
+        log.error("%s", self.errors[-1])
+
+    def write_frame(self, frame: int, snapshots, events) -> None:
+        """Hand tracked frame ``frame`` (0-based) to every frame sink (MOT rows, video)."""
+        for sink in list(self.frame_sinks):
+            try:
+                sink.write(frame, snapshots, events)
+            except Exception as exc:  # noqa: BLE001 - that sink is dropped, the others go on
+                self.frame_sinks.remove(sink)
+                self._failed(sink, "failed", exc)
+                self._close_quietly(sink)
 
     def write_events(self, events) -> None:
         if self.jsonl is not None:
-            self.jsonl.write_events(events)
+            try:
+                self.jsonl.write_events(events)
+            except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
+                sink, self.jsonl = self.jsonl, None
+                self._failed(sink, "failed", exc)
+                self._close_quietly(sink)
 
     def close(self) -> None:
-        for sink in self.frame_sinks:
+        sinks = [*self.frame_sinks, *([self.jsonl] if self.jsonl is not None else [])]
+        self.frame_sinks, self.jsonl = [], None
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception as exc:  # noqa: BLE001 - every sink gets closed
+                self._failed(sink, "cannot be finished", exc)
+
+    @staticmethod
+    def _close_quietly(sink) -> None:
+        try:
             sink.close()
-        if self.jsonl is not None:
-            self.jsonl.close()
+        except Exception:  # noqa: BLE001 - its first error is already reported
+            pass

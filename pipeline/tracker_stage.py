@@ -45,6 +45,7 @@ class TrackerStageSpec:
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
     security: Security = field(default_factory=Security)
+    video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
 
 
 @dataclass
@@ -89,6 +90,12 @@ class TrackerStage:
             self._pub.send_multipart([topic, json.dumps(event, separators=(",", ":")).encode()])
         if state.sinks is not None:
             state.sinks.write_events(events)
+            self._report_sink_errors(state)
+
+    def _report_sink_errors(self, state: StreamState) -> None:
+        """A failed sink was left out by its stream's StreamSinks: tell the supervisor."""
+        while state.sinks.errors:
+            self.report(event="error", stream=state.stream_id, message=state.sinks.errors.pop(0))
 
     # ---- streams
     def _stream(self, stream_id: str) -> StreamState:
@@ -110,7 +117,7 @@ class TrackerStage:
             state.sinks = StreamSinks(
                 Path(self.spec.out_dir), state.stream_id, str(fields.get("source", "")),
                 bool(fields.get("live", False)), self.spec.mot, self.spec.jsonl, self.spec.video,
-                state.events.class_names, self.tracker_config.coast_frames)
+                state.events.class_names, self.tracker_config.coast_frames, self.spec.video_cpus)
         self.publish(state, [state.events.stream_event("stream.started", -1, 0.0, **fields)])
         self.report(event="stream.started", stream=state.stream_id, frames=fields.get("frames", 0))
 
@@ -170,8 +177,7 @@ class TrackerStage:
         state.last_frame, state.last_ts = msg.index, msg.timestamp
         state.frames += 1
         if state.sinks is not None:
-            for sink in state.sinks.frame_sinks:
-                sink.write(msg.index, snapshots, events)
+            state.sinks.write_frame(msg.index, snapshots, events)
         self.publish(state, events)
         now = time.monotonic()
         if state.unreported == 0:
@@ -202,6 +208,7 @@ class TrackerStage:
         self.publish(state, events)
         if state.sinks is not None:
             state.sinks.close()
+            self._report_sink_errors(state)
         self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, **state.end_fields)
 
     def done(self) -> bool:
@@ -225,6 +232,7 @@ class TrackerStage:
                 self._report_progress(state)
                 if not state.ended and state.sinks is not None:
                     state.sinks.close()
+                    self._report_sink_errors(state)
             time.sleep(0.2)  # let subscribers receive the last events
             self._factory.close()
 

@@ -148,3 +148,18 @@ def test_the_supervisor_adds_up_batched_progress_of_several_streams():
     assert summary.streams["a"].frames_tracked == 7 and summary.streams["b"].frames_tracked == 7
     assert (summary.first_frame_at, summary.last_frame_at) == (10.0, 11.0)
     assert summary.steady_fps == pytest.approx(13 / 1.0)
+
+
+def test_the_supervisor_records_a_failed_sink_of_one_stream():
+    config = Config(sources=[SourceConfig(url="a.mp4", id="a")])
+    service = Service(config)
+    service.endpoints.cleanup()
+    from pipeline.service import StreamSummary
+
+    service.summary.streams = {"a": StreamSummary("a", "a.mp4")}
+    service._on_report({"stage": "tracker", "event": "error", "stream": "a",
+                        "message": "annotated video output failed, left out: OSError: disk full"})
+    assert service.summary.errors == ["a: annotated video output failed, left out: OSError: disk full"]
+    service._on_report({"stage": "tracker", "event": "frames", "stream": "a", "count": 2,
+                        "first_at": 1.0, "last_at": 1.1})
+    assert service.summary.streams["a"].frames_tracked == 2

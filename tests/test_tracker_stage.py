@@ -82,3 +82,22 @@ def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkey
     finally:
         stage._factory.close()
     assert [r["count"] for r in reports if r["event"] == "frames"] == [2]
+
+
+def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path):
+    """The annotated video needs to re-read its source; a source it cannot read costs that
+    output only: the stage reports the error and tracks, publishes and writes the rest."""
+    reports = []
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+                            expected_streams=["s"], out_dir=str(tmp_path / "out"), video=True)
+    stage = TrackerStage(spec, report=lambda **kw: reports.append(kw))
+    try:
+        _feed(stage, 10)  # its source "x" is not a file
+    finally:
+        stage._factory.close()
+    errors = [r for r in reports if r["event"] == "error"]
+    assert len(errors) == 1 and errors[0]["stream"] == "s" and "annotated video" in errors[0]["message"]
+    assert [r["event"] for r in reports if r["event"] != "error"] == ["stream.started", "frames", "stream.ended"]
+    assert stage.done()
+    assert len((tmp_path / "out" / "s.mot.txt").read_text().splitlines()) >= 5
+    assert (tmp_path / "out" / "s.events.jsonl").read_text().count("stream.ended") == 1
