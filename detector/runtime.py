@@ -151,7 +151,7 @@ class Detector:
 
     # ------------------------------------------------------------------ inference
     def preprocess(self, images):
-        """list of uint8[H,W,3] BGR -> (float32[B,h,w,3] RGB 0..1, transforms), B padded."""
+        """list of up to 16 uint8[H,W,3] BGR -> (float32[B,h,w,3] RGB 0..1, transforms), B padded."""
         prepared = self.prepare(images)
         return prepared.inputs, prepared.transforms
 
@@ -174,8 +174,8 @@ class Detector:
 
     def prepare(self, images) -> "PreparedBatch":
         """The CPU-side first half of :meth:`detect` for up to 16 images (letterbox into one
-        network batch); a detector stage does this for the next batch while the network runs
-        on the current one. The images themselves are not kept."""
+        network batch), on this thread; a detector stage shares it between two threads with
+        :meth:`start_prepare`. The images themselves are not kept."""
         return self.start_prepare(images).result()
 
     def start_prepare(self, images) -> "BatchPreparation":
@@ -228,6 +228,7 @@ class BatchPreparation:
         self._transforms: list = [None] * n
         self._claimed = 0
         self._finished = 0
+        self._failed = 0
         self._error: BaseException | None = None
         self._cond = threading.Condition()
 
@@ -249,8 +250,12 @@ class BatchPreparation:
                 np.multiply(scratch, np.float32(1.0 / 255.0), out=self._inputs[i], casting="unsafe")
             except BaseException as exc:
                 with self._cond:
-                    self._error = exc
+                    self._error = self._error or exc
+                    self._failed += 1
                     self._cond.notify_all()
+                    # the caller frees the frames on this error: first let the images other
+                    # threads claimed finish (no new ones are claimed after an error)
+                    self._cond.wait_for(self._settled)
                 raise
             with self._cond:
                 self._transforms[i] = tr
@@ -258,11 +263,16 @@ class BatchPreparation:
                 self._cond.notify_all()
             done += 1
 
+    def _settled(self) -> bool:
+        """Every claimed image is done or failed (call with the lock held)."""
+        return self._finished + self._failed == self._claimed
+
     def result(self) -> "PreparedBatch":
-        """Finish the batch (in this thread, with whoever else is working on it)."""
-        self.work()
+        """Finish the batch (in this thread, with whoever else is working on it). On an error,
+        in this thread or another, no thread reads the images any more when it is raised."""
+        self.work()  # returns once every image is claimed, or after another thread's error
         with self._cond:
-            self._cond.wait_for(lambda: self._finished == self._n or self._error is not None)
+            self._cond.wait_for(self._settled)
             if self._error is not None:
                 raise self._error
         self._images = []  # the frames may be ring slots the caller frees next

@@ -10,7 +10,9 @@ own and the grabbers and the tracker the rest removes most of that wait.
 Limits: measured on 2 cores with one source only. CPUs are taken in id order, so on a machine
 with hyperthreads the two sets may share physical cores; with the detector on a GPU its cores
 are mostly idle while the decoders keep to theirs (set ``detector.pin_cpus = false`` there).
-The supervisor process itself is not pinned.
+The supervisor process itself is not pinned, and the tracker's annotated-video threads
+(``output.video``) may use every CPU: decoding and encoding a 1080p frame again costs ~10 ms,
+more than the grabbers' cores have to spare.
 """
 from __future__ import annotations
 

@@ -176,8 +176,10 @@ class Service:
             mot=o.mot, jsonl=o.jsonl, video=o.video,
             expected_streams=[s.id for s in self.config.sources],
             security=self.security,
-            # drawing and encoding the annotated video cost ~10x the tracking: its threads may
-            # use every CPU, the detector's included, not only the tracker's
+            # decoding, drawing and encoding the annotated video cost ~10x the tracking: its
+            # threads may use every CPU, the detector's included (vidtrack track on the
+            # towncentre clip, interleaved runs: steady state 72 frames/s, 50 with the video
+            # written on the tracker's thread and CPU)
             video_cpus=sorted(self.cpu_plan.detector | self.cpu_plan.others) if self.cpu_plan else None)
 
     def _start(self, name: str, target, spec, stop, *extra):

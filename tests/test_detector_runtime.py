@@ -162,3 +162,42 @@ def test_batch_preparation_raises_another_threads_error_in_result():
     assert errors and "uint8[H,W,3]" in str(errors[0])
     with pytest.raises(ValueError, match=r"uint8\[H,W,3\]"):
         prep.result()
+
+
+def test_batch_preparation_error_waits_for_the_images_other_threads_are_reading():
+    """The caller frees the frames (shared-memory ring slots) once an error is raised, so the
+    thread that meets it first lets the images other threads claimed finish."""
+    import threading
+
+    from detector.runtime import BatchPreparation
+
+    release = threading.Event()
+
+    class SlowFrame:  # reading its pixels waits for ``release``
+        def __array__(self, dtype=None, copy=None):
+            release.wait(10)
+            return np.zeros((48, 64, 3), np.uint8)
+
+    prep = BatchPreparation([SlowFrame(), np.zeros((48, 64), np.uint8)], (64, 96))
+    done, errors = [], []
+    reader = threading.Thread(target=lambda: done.append(prep.work()))
+    reader.start()  # claims the slow frame
+    while prep._claimed == 0:
+        pass
+
+    def failing():
+        try:
+            prep.work()  # claims the bad frame
+        except ValueError as exc:
+            errors.append(exc)
+
+    failer = threading.Thread(target=failing)
+    failer.start()
+    failer.join(0.3)
+    assert failer.is_alive() and not errors  # not raised while the slow frame is being read
+    release.set()
+    failer.join(10)
+    reader.join(10)
+    assert len(errors) == 1 and done == [1]
+    with pytest.raises(ValueError):
+        prep.result()

@@ -89,3 +89,8 @@ def test_a_sink_that_fails_while_writing_is_dropped_with_its_error(tmp_path):
     assert len(sinks.errors) == 2  # MOT: at once; video: when it is finished
     assert sinks.errors[0].startswith("MOT txt output failed, left out: ValueError")
     assert sinks.errors[1].startswith("annotated video output cannot be finished, left out: ValueError")
+
+
+def test_video_sink_with_cpus_it_cannot_use_raises_instead_of_hanging(tmp_path):
+    with pytest.raises((ValueError, OverflowError, OSError)):
+        VideoSink(tmp_path / "out.mp4", str(_clip(tmp_path / "in.mp4")), cpus=[-1])

@@ -84,9 +84,10 @@ def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkey
     assert [r["count"] for r in reports if r["event"] == "frames"] == [2]
 
 
-def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path):
+def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, monkeypatch):
     """The annotated video needs to re-read its source; a source it cannot read costs that
     output only: the stage reports the error and tracks, publishes and writes the rest."""
+    monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 3600.0)  # one progress report
     reports = []
     spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
                             expected_streams=["s"], out_dir=str(tmp_path / "out"), video=True)
