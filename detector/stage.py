@@ -62,7 +62,6 @@ class DetectorStats:
     busy_s: float = 0.0  # network, embeddings and sending (the thread that runs the network)
     prepare_s: float = 0.0  # letterbox into network batches (the prefetch thread, where there is one)
     network_letterbox_frames: int = 0  # prefetch: frames the network thread letterboxed itself
-    network_prepare_s: float = 0.0  # prefetch: the network thread's letterbox, and its wait for the rest
     ring_frames: int = 0  # frames read from shared-memory rings instead of the socket
 
 
@@ -247,11 +246,8 @@ class DetectorStage:
                     _, batch, preparation, taken = item
                     try:
                         # what the prefetch thread has not letterboxed yet is done here
-                        start = time.perf_counter()
                         self.stats.network_letterbox_frames += preparation.work()
-                        prepared = preparation.result()
-                        self.stats.network_prepare_s += time.perf_counter() - start
-                        self._process(batch, prepared)
+                        self._process(batch, preparation.result())
                     finally:
                         if self._rings is not None:
                             self.stats.ring_frames += self._rings.release(taken)

@@ -284,8 +284,7 @@ class Service:
                                                         unit="frame", position=len(self._bars), leave=True)
             elif event == "error":
                 stream.error = r.get("message", "")
-                self.summary.errors.append(f"{stream.stream_id}: {stream.error}")
-                log.error("%s: %s", stream.stream_id, stream.error)
+                self._stream_error(stream, stream.error)
             elif event == "ended":
                 stream.dropped = int(r.get("dropped", 0))
         elif stage == "tracker" and stream is not None:
@@ -303,10 +302,13 @@ class Service:
             elif event == "stream.ended":
                 stream.reason = r.get("reason", "")
             elif event == "error":  # a sink of this stream failed; tracking goes on
-                self.summary.errors.append(f"{stream.stream_id}: {r.get('message', '')}")
-                log.error("%s: %s", stream.stream_id, r.get("message", ""))
+                self._stream_error(stream, r.get("message", ""))
         elif stage == "detector" and event == "stats":
             self._detector_stats[r.get("pid", "0")] = {k: v for k, v in r.items() if k not in ("stage", "event")}
+
+    def _stream_error(self, stream: StreamSummary, message: str) -> None:
+        self.summary.errors.append(f"{stream.stream_id}: {message}")
+        log.error("%s: %s", stream.stream_id, message)
 
     def _merged_detector_stats(self) -> dict:
         merged: dict = {}

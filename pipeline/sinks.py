@@ -216,13 +216,13 @@ class StreamSinks:
         if out_dir is None:
             return
         out_dir = Path(out_dir)
-        frame_sinks = []
+        makers = []  # (sink class, opener): a class names the sink whose opening fails
         if mot:
-            frame_sinks.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames)))
+            makers.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames)))
         if video and not live:
-            frame_sinks.append((VideoSink, lambda: VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url,
-                                                             class_names, cpus=video_cpus)))
-        for kind, make in frame_sinks:
+            makers.append((VideoSink, lambda: VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url,
+                                                        class_names, cpus=video_cpus)))
+        for kind, make in makers:
             try:
                 self.frame_sinks.append(make())
             except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
