@@ -118,7 +118,7 @@ def boxes_identical(model, cfg, weights, images, conf):
 
 
 def person_ap(model_path, seqs):
-    from detector.evaluate import coco_map, read_mot_gt
+    from detector.training.evaluate import coco_map, read_mot_gt
     from detector.runtime import Detector
 
     det = Detector.load(model_path, conf_threshold=0.005, iou_threshold=0.45, resize="letterbox", max_detections=100)

@@ -5,7 +5,7 @@
 2. Preprocessing: detector.letterbox (stretch) vs cv2.dnn.blobFromImages for a batch of 8 frames
 3. Model: Detector.detect frames/s at batch 1 and 8, the default frozen graph vs an XLA tf.function (jit_compile=True)
 
-Usage: .venv/bin/python bench/detector_speed.py [--model models/detector-synthetic.keras] [--seconds 3]
+Usage: .venv/bin/python bench/detector_speed.py [--model base/models/detector-synthetic.keras] [--seconds 3]
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def main():
     from detector.nms import nms, nms_reference
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="models/detector-synthetic.keras")
+    ap.add_argument("--model", default="base/models/detector-synthetic.keras")
     ap.add_argument("--seconds", type=float, default=3.0)
     args = ap.parse_args()
     rng = np.random.default_rng(0)

@@ -47,7 +47,8 @@ def make(name):
             r = tr.update(d)
             keep = r.tracker_id >= 0
             return [(int(i), *map(float, b), float(s)) for i, b, s in
-                    zip(r.tracker_id[keep], r.xyxy[keep], r.confidence[keep] if r.confidence is not None else np.ones(keep.sum()))]
+                    zip(r.tracker_id[keep], r.xyxy[keep],
+                        r.confidence[keep] if r.confidence is not None else np.ones(keep.sum()))]
         return step
     if name == "deepsort":
         from deep_sort_realtime.deepsort_tracker import DeepSort

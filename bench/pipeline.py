@@ -73,9 +73,9 @@ def detector_fps(frames, model: str, embedder: str, batch: int, threads: int) ->
     seconds per frame its threads spent runnable but waiting for a core."""
     from detector.appearance import load_embedder
     from detector.runtime import Detector
-    from vidtrack.paths import resolve_model
+    from base.paths import resolve_model
 
-    from detector.stage import configure_threads
+    from workers.detector_worker import configure_threads
 
     configure_threads(threads)
     det = Detector.load(resolve_model(model))
@@ -131,13 +131,13 @@ while True:
 
 def detector_fps_beside_decoder(frames, video: str, model: str, embedder: str, batch: int, threads: int):
     """Detector-only frames/s while another process decodes ``video`` in a loop, each kept to
-    the CPUs the service would give it (pipeline.affinity: the decoder to the grabbers' CPUs,
+    the CPUs the service would give it (workers.affinity: the decoder to the grabbers' CPUs,
     this loop to the detector's): the rate the detector can reach inside the service on this
     machine, where decode runs at the same time on the other cores and both share the last-level
     cache and memory bandwidth. Returns (frames/s, {"detector": cpus, "decoder": cpus})."""
     import subprocess
 
-    from pipeline.affinity import allowed_cpus, pin_this_process, plan_cpus
+    from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
 
     allowed = allowed_cpus()
     plan = plan_cpus(allowed, 1)
@@ -286,8 +286,8 @@ def busy_ms(summary) -> tuple[float, float, float]:
 def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) -> float:
     """GB/s of frame messages over ipc (zero-copy send, receive into a frame; with ``ring``
     the pixels go through a shared-memory frame ring of 8 slots)."""
-    from pipeline import frame_ring, protocol
-    from workers.frame import Frame
+    from wire import frame_ring, messages
+    from base.types import Frame
 
     writer = frame_ring.RingWriter("vidtrack-bench", 8) if ring else None
     reader = frame_ring.RingReader() if ring else None
@@ -304,7 +304,7 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) 
     def receive():
         while not done.is_set() or pull.poll(0):
             if pull.poll(100):
-                decoded, _ = protocol.decode_frame(pull.recv_multipart(copy=False), reader)
+                decoded, _ = messages.decode_frame(pull.recv_multipart(copy=False), reader)
                 assert decoded.image.shape == frame.shape
                 if reader is not None:
                     assert writer.rings, "the shared-memory ring could not be made"
@@ -317,7 +317,7 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) 
     sent = 0
     while time.perf_counter() - start < seconds:
         slot = writer.put(frame) if writer is not None else None
-        push.send_multipart(protocol.encode_frame(Frame("b", sent, 0.0, frame), seq=sent, ring_slot=slot), copy=False)
+        push.send_multipart(messages.encode_frame(Frame("b", sent, 0.0, frame), seq=sent, ring_slot=slot), copy=False)
         sent += 1
     done.set()
     thread.join()
@@ -349,7 +349,8 @@ def main() -> int:
     parser.add_argument("--model", default="default")
     parser.add_argument("--embedder", default="histogram")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=0, help="TensorFlow intra-op threads (0 = the detector stage's auto choice)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra-op threads (0 = the detector stage's auto choice)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of decode-only, detector-only, end-to-end")
     args = parser.parse_args()
     if args.rounds < 1:

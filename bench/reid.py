@@ -25,9 +25,10 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from base.paths import DEFAULT_EMBEDDER  # noqa: E402
 from detector.appearance import ColourHistogramEmbedder, FusedEmbedder  # noqa: E402
 from detector.embedder import KerasEmbedder  # noqa: E402
-from detector.reid_data import evaluate_reid, iter_frames, read_gt, reid_metrics  # noqa: E402
+from detector.training.reid_data import evaluate_reid, iter_frames, read_gt, reid_metrics  # noqa: E402
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ def crops_per_second(embedder, image: np.ndarray, batch: int, repeats: int) -> f
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default=str(REPO / "models" / "embedder.keras"))
+    ap.add_argument("--model", default=str(DEFAULT_EMBEDDER))
     ap.add_argument("--sequence", default="TUD-Campus")
     ap.add_argument("--data", default=os.environ.get("VIDTRACK_SHARED_DATA", str(REPO.parent / "shared" / "data")))
     ap.add_argument("--min-gap", type=int, default=10)

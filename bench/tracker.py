@@ -34,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from detector.types import Detections  # noqa: E402
+from base.types import Detections  # noqa: E402
 from tracker import Tracker, TrackerConfig  # noqa: E402
-from vidtrack.commands.track_detections import track_sequence  # noqa: E402
+from workers.offline import track_sequence  # noqa: E402
 from vidtrack.evaluation import evaluate_mot  # noqa: E402
 from tracker.interpolation import interpolate_gaps  # noqa: E402
-from vidtrack.mot import read_detections, read_feature_detections, read_mot, write_mot  # noqa: E402
+from base.mot import read_detections, read_feature_detections, read_mot, write_mot  # noqa: E402
 
 DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mot"
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17"]
@@ -79,8 +79,8 @@ def run_peers(jobs: list[dict]) -> dict[str, float]:
         json.dump(jobs, fh)
     proc = subprocess.run([str(PEER_PY), str(ROOT / "bench" / "peer_runner.py"), fh.name],
                           capture_output=True, text=True, check=True)
-    return {d["out"]: d["seconds"] for d in map(json.loads, proc.stdout.split("\n")) if d} if False else \
-        {json.loads(l)["out"]: json.loads(l)["seconds"] for l in proc.stdout.splitlines() if l.startswith("{")}
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    return {r["out"]: r["seconds"] for r in results}
 
 
 def run_vidtrack(frames, n, cfg, out, backfill=True) -> float:
@@ -136,7 +136,8 @@ def print_table(title: str, results: dict[str, dict[str, dict]], seqs: list[str]
     print(f"{'tracker':<30}" + "".join(f"{s:>32}" for s in seqs) + (f"{'mean HOTA/IDF1':>16}" if mean else ""))
     print(f"{'':<30}" + "".join(f"{'HOTA  MOTA  IDF1 IDsw   upd/s':>32}" for _ in seqs))
     for name, per in results.items():
-        cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
+        cells = "".join(f"{per[s]['HOTA']:>8.3f}{per[s]['MOTA']:>6.3f}{per[s]['IDF1']:>6.3f}"
+                        f"{per[s]['IDSW']:>5d}{per[s]['ups']:>7.0f}"
                         for s in seqs)
         if mean:
             cells += f"{np.mean([per[s]['HOTA'] for s in seqs]):>9.3f}/{np.mean([per[s]['IDF1'] for s in seqs]):.3f}"

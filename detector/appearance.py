@@ -26,8 +26,8 @@ from typing import Protocol, Sequence, runtime_checkable
 import cv2
 import numpy as np
 
-from vidtrack.errors import ModelError
-from vidtrack.paths import DEFAULT_EMBEDDER
+from base.errors import ModelError
+from base.paths import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ColourHistogramEmbedder:
         # Bilinear, not area-averaged, crops: re-id rank-1/mAP on TUD-Campus, TUD-Stadtmitte and
         # KITTI-17 gt boxes move by <= 0.007 either way, and cropping a 1080p frame of 38 people
         # drops from 6.5 to 1.1 CPU ms (INTER_AREA reads every source pixel; both timed ad hoc
-        # with detector.reid_data.evaluate_reid and crop_batch).
+        # with detector.training.reid_data.evaluate_reid and crop_batch).
         crops, valid, counts = crop_batch(images, boxes, self.crop_size, cv2.INTER_LINEAR)
         return split_rows(self.embed_crops(crops, valid), counts)
 

@@ -32,7 +32,7 @@ def build_model(num_classes: int, anchors, input_size=(192, 320), class_names=No
     anchors: two lists (stride 8 head, stride 16 head) of (w, h) in input pixels.
     input_size: (h, w), multiples of 16. width: channels of the first conv (others scale with it).
     scale_x_y: Darknet ``scale_x_y`` per head; 2.0 lets a cell predict centres in its two
-    neighbours too (YOLOv5-style assignment in :mod:`detector.dataset` relies on it).
+    neighbours too (YOLOv5-style assignment in :mod:`detector.training.dataset` relies on it).
     """
     h, w = int(input_size[0]), int(input_size[1])
     if h % 16 or w % 16:
@@ -67,7 +67,6 @@ def build_model(num_classes: int, anchors, input_size=(192, 320), class_names=No
 
 def _init_head_bias(model, anchors, num_classes):
     """Start with low objectness (logit -4.6 ~ p=0.01) so early training is stable."""
-    import numpy as np
 
     for lname, a in (("head8", anchors[0]), ("head16", anchors[1])):
         layer = model.get_layer(lname)

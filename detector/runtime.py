@@ -23,8 +23,8 @@ import numpy as np
 
 from detector.letterbox import MODES, letterbox_uint8
 from detector.nms import nms
-from detector.types import Detections
-from vidtrack.errors import ModelError
+from base.types import Detections
+from base.errors import ModelError
 
 BATCH_SIZES = (1, 2, 4, 8, 16)
 META_FILE = "vidtrack.json"
@@ -71,7 +71,6 @@ class Detector:
         if path.is_dir():
             return cls._load_saved_model(path, conf_threshold, iou_threshold, resize, max_detections)
         import keras
-        import tensorflow as tf
 
         import detector.decode  # noqa: F401  (registers YoloDecode)
 

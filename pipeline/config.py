@@ -5,7 +5,7 @@ Every value has a default, so a config naming one source works::
     [[sources]]
     url = "video.mp4"
 
-Errors name the key and the problem (:class:`vidtrack.errors.ConfigError`). The tables and
+Errors name the key and the problem (:class:`base.errors.ConfigError`). The tables and
 their keys are documented in the repository's ``config.toml``.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -59,7 +59,7 @@ class DetectorConfig:
     batch_wait_ms: float = 2.0
     workers: int = 1  # detector processes pulling from the same frame sockets
     threads: int = 0  # TensorFlow intra-op threads per process, 0 = all cores but one (with pin_cpus: its cores)
-    pin_cpus: bool = True  # detector processes on cores of their own, grabbers + tracker on the rest (pipeline.affinity)
+    pin_cpus: bool = True  # detector processes on cores of their own, grabbers + tracker on the rest (workers.affinity)
     prefetch: bool = True  # a second thread receives and letterboxes the next batch while the network runs
     # (the network thread letterboxes what is left of it when it gets there first)
 

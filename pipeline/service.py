@@ -23,15 +23,16 @@ import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from detector.stage import DetectorStageSpec, detector_main
-from pipeline import frame_ring
-from pipeline.affinity import allowed_cpus, pin_this_process, plan_cpus
+from workers.detector_worker import DetectorStageSpec, detector_main
+from wire import frame_ring
+from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
 from pipeline.config import Config
-from pipeline.tracker_stage import TrackerStageSpec, tracker_main
-from pipeline.transport import Security, check_bind_host
-from vidtrack.paths import resolve_model
+from pipeline.sinks import SinkSettings
+from workers.tracker_worker import TrackerStageSpec, tracker_main
+from tracker import TrackerConfig
+from wire.transport import Security, check_bind_host
+from base.paths import resolve_model
 from workers.grabber import GrabberSpec, grabber_main
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ class Service:
         self._bars: dict = {}
         self._detector_stats: dict[str, dict] = {}
         self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
-        # detector processes on cores of their own (pipeline.affinity); None = no pinning
+        # detector processes on cores of their own (workers.affinity); None = no pinning
         self.cpu_plan = plan_cpus(allowed_cpus(), len(config.sources)) if config.detector.pin_cpus else None
 
     def _ring_slots(self, source) -> int:
@@ -169,13 +170,19 @@ class Service:
             prefetch_cpus=sorted(self.cpu_plan.others) if self.cpu_plan else None)
 
     def _tracker_spec(self) -> TrackerStageSpec:
-        o = self.config.output
         return TrackerStageSpec(
             detections_endpoint=self.endpoints.detections, events_endpoint=self.endpoints.events,
-            tracker=self.config.tracker, event_mode=self.config.events.mode, out_dir=o.dir or None,
-            mot=o.mot, jsonl=o.jsonl, video=o.video,
-            expected_streams=[s.id for s in self.config.sources],
-            security=self.security,
+            tracker=self.config.tracker, event_mode=self.config.events.mode,
+            open_outputs=self._sink_settings(), expected_streams=[s.id for s in self.config.sources],
+            security=self.security)
+
+    def _sink_settings(self) -> SinkSettings | None:
+        o = self.config.output
+        if not o.dir:
+            return None
+        return SinkSettings(
+            o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video,
+            coast_frames=TrackerConfig.from_dict(self.config.tracker).coast_frames,
             # decoding, drawing and encoding the annotated video cost ~10x the tracking: its
             # threads may use every CPU, the detector's included (vidtrack track on the
             # towncentre clip, interleaved runs: steady state 72 frames/s, 50 with the video

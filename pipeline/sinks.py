@@ -15,14 +15,15 @@ import logging
 import queue
 import threading
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from pipeline.affinity import pin_this_thread
+from workers.affinity import pin_this_thread
 from tracker.config import TrackerConfig
-from vidtrack.errors import SourceError
+from base.errors import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,23 @@ class VideoSink:
                     x1, y1, x2, y2 = (float(v) for v in s.box)
                     trails[int(s.track_id)].append(((x1 + x2) / 2, y2))
             writer.write(draw_tracks(image, snapshots, trails, self.class_names))
+
+
+@dataclass(frozen=True)
+class SinkSettings:
+    """Which outputs every stream gets, and where; calling it opens one stream's sinks (the
+    tracker worker's ``open_outputs``, picklable for its process)."""
+
+    out_dir: str
+    mot: bool = True
+    jsonl: bool = True
+    video: bool = False
+    coast_frames: int = TrackerConfig.coast_frames
+    video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
+
+    def __call__(self, stream_id: str, source_url: str, live: bool, class_names: list) -> "StreamSinks":
+        return StreamSinks(Path(self.out_dir), stream_id, source_url, live, self.mot, self.jsonl, self.video,
+                           class_names, self.coast_frames, self.video_cpus)
 
 
 class StreamSinks:

@@ -6,7 +6,7 @@ import threading
 
 import zmq
 
-from pipeline.transport import Security, SocketFactory
+from wire.transport import Security, SocketFactory
 
 
 class EventCollector(threading.Thread):

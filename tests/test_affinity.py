@@ -1,4 +1,4 @@
-"""CPU split between the detector processes and the rest (pipeline.affinity)."""
+"""CPU split between the detector processes and the rest (workers.affinity)."""
 
 import os
 import subprocess
@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from pipeline.affinity import CpuPlan, allowed_cpus, pin_this_process, plan_cpus
+from workers.affinity import CpuPlan, allowed_cpus, pin_this_process, plan_cpus
 
 
 @pytest.mark.parametrize("allowed, sources, detector, others", [
@@ -35,7 +35,7 @@ def test_pinning_covers_threads_started_before_and_after():
     main thread and a thread started afterwards all end up on the chosen CPU."""
     code = textwrap.dedent(f"""
         import os, threading
-        from pipeline.affinity import pin_this_process
+        from workers.affinity import pin_this_process
         cpu = {allowed_cpus()[0]}
         started, done = threading.Event(), threading.Event()
         def wait():

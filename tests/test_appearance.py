@@ -11,7 +11,7 @@ from detector.appearance import (
     crop_batch,
     load_embedder,
 )
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 
 def _scene(seed: int = 0) -> np.ndarray:

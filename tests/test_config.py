@@ -1,7 +1,7 @@
 import pytest
 
 from pipeline.config import config_from_dict, load_config
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 
 def test_one_source_is_enough(tmp_path):

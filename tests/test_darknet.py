@@ -14,7 +14,7 @@ from detector.darknet import (
     export_darknet, import_darknet, parse_cfg, plan, plan_file, random_weights, read_weights,
     write_random_weights, write_weights,
 )
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 # every layer kind and padding corner: strided conv, depthwise, mish/swish, maxpool 2/1 and 3/2
 # (Darknet's asymmetric -inf padding), route groups, shortcut, dropout, upsample, two heads.

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from detector.anchors import kmeans_anchors, mean_best_iou, split_anchors, wh_iou
+from detector.training.anchors import kmeans_anchors, mean_best_iou, split_anchors, wh_iou
 
 
 def test_wh_iou():

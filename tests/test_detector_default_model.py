@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -11,10 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
+from base.paths import DEFAULT_DETECTOR
 from detector.nms import iou_matrix
 from vidtrack.synthetic import SceneConfig, generate_scene
 
-MODEL = Path(__file__).resolve().parents[1] / "models" / "detector-synthetic.keras"
+MODEL = DEFAULT_DETECTOR
 MIN_RECALL = 0.8
 MIN_PRECISION = 0.8
 

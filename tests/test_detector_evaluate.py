@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from detector.evaluate import coco_map, mot_to_yolo, read_mot_gt
-from detector.dataset import read_split
+from detector.training.evaluate import coco_map, mot_to_yolo, read_mot_gt
+from detector.training.dataset import read_split
 from tests.conftest import require
 
 
@@ -80,7 +80,7 @@ def test_mot_to_yolo_on_real_sequence(shared_data, tmp_path):
 
 
 def test_mot_to_yolo_command_writes_a_trainable_dataset(shared_data, tmp_path):
-    from detector.dataset import YoloDataset
+    from detector.training.dataset import YoloDataset
     from vidtrack.cli import main
 
     mot = require(shared_data / "mot")

@@ -6,7 +6,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np
 import pytest
 
-from detector.dataset import build_targets, load_example, read_split
+from detector.training.dataset import build_targets, load_example, read_split
 from detector.model import build_model, heads_model
 
 ANCHORS = [[[8, 20], [16, 16], [12, 30]], [[30, 20], [20, 50], [60, 30]]]
@@ -46,7 +46,7 @@ def test_build_targets_assigns_centre_and_neighbour_cells():
 def test_ciou_identity_and_ordering():
     import tensorflow as tf
 
-    from detector.loss import ciou
+    from detector.training.loss import ciou
 
     a = tf.constant([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]], tf.float32)
     b = tf.constant([[0, 0, 10, 10], [2, 0, 12, 10], [20, 20, 30, 30]], tf.float32)
@@ -60,7 +60,7 @@ def test_loss_decreases_on_tiny_synthetic_dataset(tmp_path):
     import keras
     import tensorflow as tf
 
-    from detector.loss import yolo_loss
+    from detector.training.loss import yolo_loss
     from vidtrack.synthetic import write_yolo_dataset
 
     keras.utils.set_random_seed(0)

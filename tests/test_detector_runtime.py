@@ -8,7 +8,7 @@ import pytest
 
 from detector.model import build_model
 from detector.runtime import Detector
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 ANCHORS = [[[6, 8], [10, 12], [14, 10]], [[20, 30], [30, 20], [40, 40]]]
 NAMES = ["person", "car", "ball"]

@@ -10,10 +10,10 @@ import zmq
 from detector.appearance import ColourHistogramEmbedder
 from detector.model import build_model
 from detector.runtime import Detector
-from detector.stage import DetectorStage, DetectorStageSpec
-from pipeline import protocol
+from workers.detector_worker import DetectorStage, DetectorStageSpec
+from wire import messages
 from tests.helpers import start_catching
-from workers.frame import Frame
+from base.types import Frame
 
 ANCHORS = [[[10, 14], [23, 27], [37, 58]], [[81, 82], [135, 169], [344, 319]]]
 
@@ -52,14 +52,14 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     thread.start()
     try:
         rng = np.random.default_rng(0)
-        push.send_multipart(protocol.encode_control("stream.started", "a", source="x", width=64, height=48,
+        push.send_multipart(messages.encode_control("stream.started", "a", source="x", width=64, height=48,
                                                     fps=25.0, live=False, frames=2))
         push.send_multipart([b"garbage", b"x"])  # not JSON
-        bad = protocol.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0)
+        bad = messages.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0)
         push.send_multipart([bad[0], b"short"])  # byte length does not match the shape
         for stream, seq in (("a", 0), ("b", 0), ("a", 1), ("b", 1)):
             image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-            push.send_multipart(protocol.encode_frame(Frame(stream, seq, seq / 25, image), seq=seq))
+            push.send_multipart(messages.encode_frame(Frame(stream, seq, seq / 25, image), seq=seq))
         received = []
         deadline = time.monotonic() + 60
         while len(received) < 5 and time.monotonic() < deadline:
@@ -72,9 +72,9 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     finally:
         stop.set()
         thread.join(10)
-    control = protocol.decode_control(received[0])
+    control = messages.decode_control(received[0])
     assert control.kind == "stream.started" and control.fields["classes"] == ["a", "b", "c"]
-    dets = [protocol.decode_detections(parts) for parts in received[1:]]
+    dets = [messages.decode_detections(parts) for parts in received[1:]]
     assert sorted((d.stream_id, d.seq) for d in dets) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     for d in dets:
         assert (d.width, d.height) == (64, 48)
@@ -90,7 +90,7 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
 
 
 def test_detector_threads_leave_a_core_for_decoding():
-    from detector.stage import detector_threads
+    from workers.detector_worker import detector_threads
 
     assert detector_threads(0, cpu_count=2) == 1
     assert detector_threads(0, cpu_count=16) == 15
@@ -102,7 +102,7 @@ def test_configure_threads_sets_tensorflow_and_opencv_pools_alike():
     import subprocess
     import sys
 
-    code = ("from detector.stage import configure_threads; import cv2, tensorflow as tf; "
+    code = ("from workers.detector_worker import configure_threads; import cv2, tensorflow as tf; "
             "n = configure_threads(1); print(n, cv2.getNumThreads(), tf.config.threading.get_intra_op_parallelism_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split()[-3:] == ["1", "1", "1"]
@@ -125,7 +125,7 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detecto
     stage = DetectorStage(spec, FailingPrepare(), None, threading.Event())
     thread, errors = start_catching(stage.run, ValueError)
     try:
-        push.send_multipart(protocol.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0))
+        push.send_multipart(messages.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0))
         thread.join(30)
     finally:
         stage.stop.set()

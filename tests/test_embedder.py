@@ -13,19 +13,18 @@ import keras
 
 from conftest import require
 from detector.appearance import Embedder, load_embedder
-from detector.embedder import (
-    INPUT_SIZE,
-    KerasEmbedder,
+from detector.embedder import INPUT_SIZE, KerasEmbedder
+from detector.training.embedder import (
     PKBatches,
     augment,
     batch_hard_triplet_loss,
     build_embedder,
     compile_for_training,
 )
-from detector.reid_data import ReidCrops
+from detector.training.reid_data import ReidCrops
 from test_embedder_reid import COLOURS, write_sequence
-from vidtrack.errors import ModelError
-from vidtrack.paths import DEFAULT_EMBEDDER
+from base.errors import ModelError
+from base.paths import DEFAULT_EMBEDDER
 
 SMALL = dict(input_size=(64, 32), dim=32, widths=(8, 16, 32))
 

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import require
 from detector.appearance import ColourHistogramEmbedder
-from detector.reid_data import ReidCrops, evaluate_reid, load_sequence_crops, read_gt, reid_metrics
+from detector.training.reid_data import ReidCrops, evaluate_reid, load_sequence_crops, read_gt, reid_metrics
 
 COLOURS = [(40, 40, 210), (210, 60, 40), (40, 200, 40), (20, 200, 220), (200, 40, 200)]  # BGR
 

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import require
 from vidtrack.evaluation import evaluate_mot, evaluate_rows
-from vidtrack.mot import read_mot
+from base.mot import read_mot
 
 
 @pytest.mark.parametrize("seq", ["TUD-Campus", "TUD-Stadtmitte"])

@@ -1,7 +1,7 @@
 import jsonschema
 import numpy as np
 
-from pipeline.events import EventBuilder, load_schema
+from wire.events import EventBuilder, load_schema
 from tracker import TrackSnapshot
 
 

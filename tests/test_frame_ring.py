@@ -1,4 +1,4 @@
-"""Frames through a shared-memory ring (pipeline.frame_ring) and the "shm" frame message."""
+"""Frames through a shared-memory ring (wire.frame_ring) and the "shm" frame message."""
 import os
 import threading
 import time
@@ -6,9 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from pipeline import frame_ring, protocol
-from pipeline.frame_ring import RingError, RingReader, RingWriter
-from workers.frame import Frame
+from wire import frame_ring, messages
+from wire.frame_ring import RingError, RingReader, RingWriter
+from base.types import Frame
 
 pytestmark = pytest.mark.skipif(not frame_ring.available(), reason="no writable /dev/shm on this machine")
 
@@ -124,14 +124,14 @@ def test_shm_frame_message_round_trip(prefix):
     try:
         image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
         slot = writer.put(image)
-        parts = protocol.encode_frame(Frame("s", 5, 0.2, image), seq=5, ring_slot=slot)
+        parts = messages.encode_frame(Frame("s", 5, 0.2, image), seq=5, ring_slot=slot)
         assert len(parts[1]) == 0  # no pixels in the message
-        frame, seq = protocol.decode_frame(parts, reader)
+        frame, seq = messages.decode_frame(parts, reader)
         assert seq == 5 and frame.index == 5
         np.testing.assert_array_equal(frame.image, image)
         # a receiver that does not accept shared memory refuses the message
-        with pytest.raises(protocol.ProtocolError, match="does not accept"):
-            protocol.decode_frame(parts)
+        with pytest.raises(messages.ProtocolError, match="does not accept"):
+            messages.decode_frame(parts)
     finally:
         reader.close()
         writer.close()
@@ -149,11 +149,11 @@ def test_bad_shm_frame_messages_are_rejected(prefix, change, message):
     writer, reader = RingWriter(prefix, slots=2), RingReader()
     try:
         slot = writer.put(_image(1))
-        parts = protocol.encode_frame(Frame("s", 0, 0.0, _image(1)), seq=0, ring_slot=slot)
+        parts = messages.encode_frame(Frame("s", 0, 0.0, _image(1)), seq=0, ring_slot=slot)
         header = json.loads(parts[0])
         header.update(change)
-        with pytest.raises(protocol.ProtocolError, match=message):
-            protocol.decode_frame([json.dumps(header).encode(), b""], reader)
+        with pytest.raises(messages.ProtocolError, match=message):
+            messages.decode_frame([json.dumps(header).encode(), b""], reader)
     finally:
         reader.close()
         writer.close()

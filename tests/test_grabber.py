@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import zmq
 
-from pipeline import protocol
+from wire import messages
 from tests.helpers import decode_all, start_catching, write_test_video
-from vidtrack.errors import SourceError
+from base.errors import SourceError
 from workers.grabber import Grabber, GrabberSpec
 from workers.sources import VideoSource, source_kind
 
@@ -26,13 +26,13 @@ def _receive_all(endpoint, timeout_s=20.0, delay_s=0.0):
             if not sock.poll(200):
                 continue
             parts = sock.recv_multipart()
-            kind = protocol.message_type(parts)
+            kind = messages.message_type(parts)
             if kind == "frame":
-                frames.append(protocol.decode_frame(parts))
+                frames.append(messages.decode_frame(parts))
                 if delay_s:
                     time.sleep(delay_s)  # a slow consumer
             else:
-                controls.append(protocol.decode_control(parts))
+                controls.append(messages.decode_control(parts))
                 if kind == "stream.ended":
                     break
     finally:
@@ -97,7 +97,7 @@ def test_file_is_lossless_and_in_order_with_a_slow_consumer(tmp_path):
 def test_file_through_a_shared_memory_ring_is_lossless_and_exact(tmp_path):
     """ring_slots > 0: pixels go through /dev/shm, the message carries the slot; with a slow
     consumer that frees each slot only after reading it, every frame arrives once, exact."""
-    from pipeline import frame_ring
+    from wire import frame_ring
 
     if not frame_ring.available():
         pytest.skip("no writable /dev/shm")
@@ -120,13 +120,13 @@ def test_file_through_a_shared_memory_ring_is_lossless_and_exact(tmp_path):
             if not sock.poll(200):
                 continue
             parts = sock.recv_multipart()
-            if protocol.message_type(parts) == "frame":
+            if messages.message_type(parts) == "frame":
                 assert len(parts[1]) == 0  # pixels are in the ring, not the message
-                frame, _ = protocol.decode_frame(parts, reader)
+                frame, _ = messages.decode_frame(parts, reader)
                 got.append((frame.index, frame.image.copy()))
                 time.sleep(0.005)
                 reader.release_all()
-            elif protocol.message_type(parts) == "stream.ended":
+            elif messages.message_type(parts) == "stream.ended":
                 break
     finally:
         release.set()
@@ -227,7 +227,7 @@ def test_read_into_a_given_array_decodes_in_place(tmp_path):
 def test_file_frames_are_decoded_into_ring_slots_and_no_slot_leaks(tmp_path):
     """After the first frame (which sizes the ring by copy) every frame is decoded straight into
     its slot; end of file and a frame of another size leave no slot claimed."""
-    from pipeline import frame_ring
+    from wire import frame_ring
 
     if not frame_ring.available():
         pytest.skip("no writable /dev/shm")

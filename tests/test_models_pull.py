@@ -17,7 +17,7 @@ import pytest
 from conftest import require
 from vidtrack import registry
 from vidtrack.commands.models import pull
-from vidtrack.errors import VidtrackError
+from base.errors import VidtrackError
 
 BODY = "yolo-fastest-1.1-body"
 

@@ -4,8 +4,8 @@ import pytest
 
 from tests.conftest import require
 from vidtrack.cli import main
-from vidtrack.errors import VidtrackError
-from vidtrack.mot import read_detections, read_feature_detections, read_mot, write_mot
+from base.errors import VidtrackError
+from base.mot import read_detections, read_feature_detections, read_mot, write_mot
 
 
 def test_read_detections_converts_to_corners(shared_data):

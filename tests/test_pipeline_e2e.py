@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from pipeline.config import Config, SourceConfig
-from pipeline.events import load_schema
+from wire.events import load_schema
 from pipeline.service import Service
 from pipeline.subscriber import EventCollector
 from vidtrack.commands.demo import free_tcp_port
 from vidtrack.evaluation import evaluate_mot
-from vidtrack.mot import read_mot
-from vidtrack.paths import DEFAULT_DETECTOR
+from base.mot import read_mot
+from base.paths import DEFAULT_DETECTOR
 from vidtrack.synthetic import SceneConfig, write_scene
 
 FRAMES = 80
@@ -59,7 +59,7 @@ def test_every_frame_arrives_exactly_once_and_in_order(run):
 def test_frames_went_through_shared_memory_and_nothing_is_left_behind(run):
     import os
 
-    from pipeline import frame_ring
+    from wire import frame_ring
 
     if not frame_ring.available():
         pytest.skip("no writable /dev/shm: frames went through the socket")
@@ -115,7 +115,7 @@ def test_outputs_exist_and_tracks_score_on_ground_truth(run):
 def test_detector_runs_on_cores_of_its_own(run):
     """With the default ``detector.pin_cpus`` every child reports its CPUs; on a machine with
     two or more the detector's and the grabbers' + tracker's sets are disjoint."""
-    from pipeline.affinity import allowed_cpus
+    from workers.affinity import allowed_cpus
 
     cpus = run["summary"].cpus
     assert {"detector-0", "grabber-scene", "tracker"} <= set(cpus)

@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from detector.types import Detections
-from pipeline import protocol
-from workers.frame import Frame
+from base.types import Detections
+from wire import messages
+from base.types import Frame
 
 
 def _frame(h=48, w=64):
@@ -15,16 +15,16 @@ def _frame(h=48, w=64):
 
 def test_frame_round_trip_raw_is_exact():
     frame = _frame()
-    parts = protocol.encode_frame(frame, seq=3)
-    decoded, seq = protocol.decode_frame([bytes(p) for p in parts])
+    parts = messages.encode_frame(frame, seq=3)
+    decoded, seq = messages.decode_frame([bytes(p) for p in parts])
     assert seq == 3 and decoded.stream_id == "cam-1" and decoded.index == 7 and decoded.timestamp == 0.28
     np.testing.assert_array_equal(decoded.image, frame.image)
 
 
 def test_frame_round_trip_jpeg_is_close():
     image = np.full((48, 64, 3), 120, np.uint8)
-    parts = protocol.encode_frame(Frame("s", 0, 0.0, image), seq=0, encoding="jpeg")
-    decoded, _ = protocol.decode_frame(parts)
+    parts = messages.encode_frame(Frame("s", 0, 0.0, image), seq=0, encoding="jpeg")
+    decoded, _ = messages.decode_frame(parts)
     assert decoded.image.shape == image.shape
     assert np.abs(decoded.image.astype(int) - 120).max() <= 3
 
@@ -52,26 +52,26 @@ def _with_header(parts, **changes):
     ({"ts": float("nan")}, "ts"),
 ])
 def test_bad_frame_headers_are_rejected_before_pixels_are_touched(changes, message):
-    parts = _with_header(protocol.encode_frame(_frame(), seq=0), **changes)
-    with pytest.raises(protocol.ProtocolError, match=message):
-        protocol.decode_frame(parts)
+    parts = _with_header(messages.encode_frame(_frame(), seq=0), **changes)
+    with pytest.raises(messages.ProtocolError, match=message):
+        messages.decode_frame(parts)
 
 
 @pytest.mark.parametrize("parts", [
     [b"not json", b""],
     [b"[1, 2]", b""],
     [b"{}"],
-    [b"x" * (protocol.MAX_HEADER_BYTES + 1), b""],
+    [b"x" * (messages.MAX_HEADER_BYTES + 1), b""],
 ])
 def test_garbage_frames_raise_protocol_error(parts):
-    with pytest.raises(protocol.ProtocolError):
-        protocol.decode_frame(parts)
+    with pytest.raises(messages.ProtocolError):
+        messages.decode_frame(parts)
 
 
 def test_truncated_jpeg_is_rejected():
-    parts = protocol.encode_frame(_frame(), seq=0, encoding="jpeg")
-    with pytest.raises(protocol.ProtocolError):
-        protocol.decode_frame([parts[0], bytes(parts[1])[:100]])
+    parts = messages.encode_frame(_frame(), seq=0, encoding="jpeg")
+    with pytest.raises(messages.ProtocolError):
+        messages.decode_frame([parts[0], bytes(parts[1])[:100]])
 
 
 def _detections(n=3, dim=8):
@@ -84,8 +84,8 @@ def _detections(n=3, dim=8):
 
 def test_detections_round_trip():
     det = _detections()
-    msg = protocol.DetectionsMessage("s", 4, 9, 0.5, 640, 480, det)
-    out = protocol.decode_detections([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
+    msg = messages.DetectionsMessage("s", 4, 9, 0.5, 640, 480, det)
+    out = messages.decode_detections([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
     assert (out.stream_id, out.seq, out.index, out.width, out.height) == ("s", 4, 9, 640, 480)
     np.testing.assert_array_equal(out.detections.boxes, det.boxes)
     np.testing.assert_array_equal(out.detections.embeddings, det.embeddings)
@@ -93,27 +93,27 @@ def test_detections_round_trip():
 
 
 def test_empty_detections_round_trip():
-    msg = protocol.DetectionsMessage("s", 0, 0, 0.0, 10, 10, Detections.empty(16))
-    out = protocol.decode_detections(protocol.encode_detections(msg))
+    msg = messages.DetectionsMessage("s", 0, 0, 0.0, 10, 10, Detections.empty(16))
+    out = messages.decode_detections(messages.encode_detections(msg))
     assert len(out.detections) == 0 and out.detections.embeddings.shape == (0, 16)
 
 
 def test_detections_with_wrong_array_length_are_rejected():
-    parts = [bytes(memoryview(p)) for p in protocol.encode_detections(
-        protocol.DetectionsMessage("s", 0, 0, 0.0, 10, 10, _detections()))]
+    parts = [bytes(memoryview(p)) for p in messages.encode_detections(
+        messages.DetectionsMessage("s", 0, 0, 0.0, 10, 10, _detections()))]
     parts[1] = parts[1][:-4]
-    with pytest.raises(protocol.ProtocolError, match="bytes"):
-        protocol.decode_detections(parts)
+    with pytest.raises(messages.ProtocolError, match="bytes"):
+        messages.decode_detections(parts)
     header = json.loads(parts[0])
     header["n"] = 10**9
-    with pytest.raises(protocol.ProtocolError, match="n"):
-        protocol.decode_detections([json.dumps(header).encode(), *parts[1:]])
+    with pytest.raises(messages.ProtocolError, match="n"):
+        messages.decode_detections([json.dumps(header).encode(), *parts[1:]])
 
 
 def test_control_messages():
-    parts = protocol.encode_control("stream.ended", "s", seq=10, reason="eof")
-    assert protocol.message_type(parts) == "stream.ended"
-    control = protocol.decode_control(parts)
+    parts = messages.encode_control("stream.ended", "s", seq=10, reason="eof")
+    assert messages.message_type(parts) == "stream.ended"
+    control = messages.decode_control(parts)
     assert control.kind == "stream.ended" and control.fields["seq"] == 10
-    with pytest.raises(protocol.ProtocolError):
-        protocol.decode_control([json.dumps({"v": 1, "type": "stream.ended", "stream": "s"}).encode()])
+    with pytest.raises(messages.ProtocolError):
+        messages.decode_control([json.dumps({"v": 1, "type": "stream.ended", "stream": "s"}).encode()])

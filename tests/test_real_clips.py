@@ -13,7 +13,7 @@ import pytest
 from pipeline.service import Service
 from tests.conftest import require
 from vidtrack.commands.track import build_config
-from vidtrack.paths import DEFAULT_DETECTOR
+from base.paths import DEFAULT_DETECTOR
 
 CLIPS = {"towncentre-1080p.mp4": 302, "vtest.avi": 795, "TUD-Campus.mp4": 71}
 

@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.affinity import allowed_cpus
+from workers.affinity import allowed_cpus
 from pipeline.sinks import StreamSinks, VideoSink
 from tracker.track import TrackSnapshot
-from vidtrack.errors import SourceError
+from base.errors import SourceError
 
 SIZE = (160, 120)  # w, h
 

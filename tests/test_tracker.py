@@ -3,9 +3,9 @@ max_age, frame gaps, classes, score rounds, config validation."""
 import numpy as np
 import pytest
 
-from detector.types import Detections
+from base.types import Detections
 from tracker import Tracker, TrackerConfig, TrackSnapshot
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 
 def one(box, score=0.9, cls=0, emb=None):
@@ -67,9 +67,11 @@ def test_occlusion_survives_max_age_minus_one_and_dies_at_max_age(kalman):
         t = Tracker(TrackerConfig(max_age=max_age, n_init=2, kalman=kalman))
         x, f, events = 100.0, 0, []
         for _ in range(6):
-            events.append(t.update(one([x, 50, x + 40, 150]), f)); x += 2; f += 1
+            events.append(t.update(one([x, 50, x + 40, 150]), f))
+            x, f = x + 2, f + 1
         for _ in range(missing):
-            events.append(t.update(Detections.empty(), f)); x += 2; f += 1
+            events.append(t.update(Detections.empty(), f))
+            x, f = x + 2, f + 1
         events.append(t.update(one([x, 50, x + 40, 150]), f))
         return events
 
@@ -189,8 +191,8 @@ def test_config_from_dict_validates_and_names_the_key():
 @pytest.mark.parametrize("oru", [True, False])
 def test_batched_and_filterpy_trackers_agree_on_a_real_sequence(shared_data, oru):
     from tests.conftest import require
-    from vidtrack.commands.track_detections import track_sequence
-    from vidtrack.mot import read_detections
+    from workers.offline import track_sequence
+    from base.mot import read_detections
 
     frames = read_detections(require(shared_data / "mot/sort-frcnn-det/TUD-Campus/det.txt"))
     a, _ = track_sequence(frames, TrackerConfig(kalman="batched", oru=oru))
@@ -202,7 +204,7 @@ def test_batched_and_filterpy_trackers_agree_on_a_real_sequence(shared_data, oru
 @pytest.mark.parametrize("coast", [0, 2])
 def test_mot_rows_coast_a_confirmed_track_for_coast_frames(coast, tmp_path):
     from pipeline.sinks import MotSink
-    from vidtrack.commands.track_detections import track_sequence
+    from workers.offline import track_sequence
 
     frames, x = {}, 100.0
     for f in range(1, 21):

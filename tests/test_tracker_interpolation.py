@@ -4,7 +4,7 @@ import numpy as np
 from tests.conftest import require
 from tracker.interpolation import interpolate_gaps
 from vidtrack.cli import main
-from vidtrack.mot import read_mot
+from base.mot import read_mot
 
 
 def test_fills_a_gap_linearly_and_only_inside_a_track():
@@ -62,9 +62,9 @@ def test_interpolation_measures_gaps_between_matched_rows_not_coasted_ones():
     """A track missing 4 frames: coasting reports 2 predicted frames; --interpolate 3 must not
     fill that 4-frame gap (the coasted rows stay), --interpolate 4 fills it with the straight
     line between the matched boxes."""
-    from detector.types import Detections
+    from base.types import Detections
     from tracker import TrackerConfig
-    from vidtrack.commands.track_detections import track_sequence
+    from workers.offline import track_sequence
 
     frames = {f: Detections(np.array([[10.0 * f, 0, 10.0 * f + 40, 100]]), [0.9], [0])
               for f in range(1, 16) if not 6 <= f <= 9}

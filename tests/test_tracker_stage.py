@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.types import Detections
-from pipeline import protocol, tracker_stage
-from pipeline.tracker_stage import TrackerStage, TrackerStageSpec
+from base.types import Detections
+from wire import messages
+from workers import tracker_worker as tracker_stage
+from pipeline.sinks import SinkSettings
+from workers.tracker_worker import TrackerStage, TrackerStageSpec
 
 
 def _stage(tmp_path, reports):
@@ -21,11 +23,11 @@ def _detections(frame: int) -> Detections:
 
 
 def _feed(stage, frames: int) -> None:
-    stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100, frames=frames))
+    stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=frames))
     for i in range(frames):
-        msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-        stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
-    stage._handle(protocol.encode_control("stream.ended", "s", seq=frames, reason="eof"))
+        msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+        stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
+    stage._handle(messages.encode_control("stream.ended", "s", seq=frames, reason="eof"))
 
 
 def test_tracked_frames_are_reported_in_batches_and_all_before_the_stream_ends(tmp_path, monkeypatch):
@@ -52,12 +54,12 @@ def test_progress_is_reported_once_the_interval_has_passed(tmp_path, monkeypatch
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100, frames=10))
+        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=10))
         for i in range(10):
             clock[0] = 0.1 * i
-            msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
-        stage._handle(protocol.encode_control("stream.ended", "s", seq=10, reason="eof"))
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
+        stage._handle(messages.encode_control("stream.ended", "s", seq=10, reason="eof"))
     finally:
         stage._factory.close()
     progress = [(r["count"], r["first_at"], r["last_at"]) for r in reports if r["event"] == "frames"]
@@ -71,10 +73,10 @@ def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkey
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(protocol.encode_control("stream.started", "s", source="x", width=200, height=100))
+        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100))
         for i in range(2):
-            msg = protocol.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in protocol.encode_detections(msg)])
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
         state = stage.streams["s"]
         stage._report_progress_if_due(state, 0.1)  # what run() does on every idle pass
         assert not [r for r in reports if r["event"] == "frames"]
@@ -90,7 +92,8 @@ def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, mo
     monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 3600.0)  # one progress report
     reports = []
     spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
-                            expected_streams=["s"], out_dir=str(tmp_path / "out"), video=True)
+                            expected_streams=["s"],
+                            open_outputs=SinkSettings(str(tmp_path / "out"), video=True))
     stage = TrackerStage(spec, report=lambda **kw: reports.append(kw))
     try:
         _feed(stage, 10)  # its source "x" is not a file

@@ -5,9 +5,9 @@ import pytest
 import zmq
 import zmq.auth
 
-from pipeline.transport import Security, SocketFactory, generate_keys
+from wire.transport import Security, SocketFactory, generate_keys
 from vidtrack.commands.demo import free_tcp_port
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 
 def _pub_sub(server: SocketFactory, client: SocketFactory, n=20):

@@ -5,7 +5,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.types import Detections
+from base.types import Detections
 from tracker import kalman as K
 from tracker.config import TrackerConfig
 from tracker.direction import DirectionHistory

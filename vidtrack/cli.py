@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-from vidtrack.errors import VidtrackError  # noqa: E402
+from base.errors import VidtrackError  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

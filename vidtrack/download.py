@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from vidtrack.errors import VidtrackError
+from base.errors import VidtrackError
 
 log = logging.getLogger("vidtrack.download")
 CHUNK = 1 << 16

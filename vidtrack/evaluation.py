@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidtrack.mot import read_mot
+from base.mot import read_mot
 
 
 def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:

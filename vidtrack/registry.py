@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 YOLO_FASTEST = "https://raw.githubusercontent.com/dog-qiuqiu/Yolo-Fastest/master/ModelZoo"
 PJREDDIE_RAW = "https://raw.githubusercontent.com/pjreddie/darknet/master"

@@ -234,7 +234,7 @@ class _Scene:
 
     def _spawn(self, inside: bool):
         cfg, rng = self.cfg, self.rng
-        w_, p = np.asarray(cfg.class_weights, np.float64), None
+        w_ = np.asarray(cfg.class_weights, np.float64)
         cls = int(rng.choice(len(w_), p=w_ / w_.sum()))
         k = cfg.size_scale * cfg.height / 360.0
         sp = self.fps_scale
@@ -440,7 +440,7 @@ def write_yolo_dataset(out_dir, n_train_images: int, n_val_images: int, seed: in
                     bar.update(1)
         if bar:
             bar.close()
-    from detector.dataset import write_dataset_toml
+    from detector.training.dataset import write_dataset_toml
 
     write_dataset_toml(out, CLASS_NAMES, "vidtrack YOLO-format dataset: <split>/images/*.jpg + "
                                          "<split>/labels/*.txt (class cx cy w h, 0..1)")

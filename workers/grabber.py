@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import zmq
 
-from pipeline import protocol
-from pipeline.frame_ring import RingWriter
-from pipeline.transport import Security, SocketFactory
-from vidtrack.errors import SourceError
-from workers.frame import Frame
+from wire import messages
+from wire.frame_ring import RingWriter
+from wire.transport import Security, SocketFactory
+from base.errors import SourceError
+from base.types import Frame
 from workers.sources import VideoSource
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Grabber:
         """Send one frame; ``ring_slot`` names the ring slot that already holds ``image``."""
         if ring_slot is None and self._ring is not None:
             ring_slot = self._ring.put(image, self.stop)
-        parts = protocol.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
+        parts = messages.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
                                       seq=self.stats.sent, encoding=self.spec.encoding, ring_slot=ring_slot)
         if self._send(parts, blocking):
             self.stats.sent += 1
@@ -96,7 +96,7 @@ class Grabber:
         return False
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
-        self._send(protocol.encode_control(kind, self.spec.stream_id, **fields), timeout_s=timeout_s)
+        self._send(messages.encode_control(kind, self.spec.stream_id, **fields), timeout_s=timeout_s)
 
     # ---- main loop
     def run(self) -> GrabberStats:

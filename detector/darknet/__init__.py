@@ -11,7 +11,7 @@ from detector.darknet.cfg import Plan, parse_cfg, plan, plan_file, read_cfg  # n
 from detector.darknet.weights import (  # noqa: F401
     ConvWeights, random_weights, read_weights, write_random_weights, write_weights,
 )
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 
 def read_names(path) -> list[str]:

@@ -12,7 +12,7 @@ import numpy as np
 
 from detector.darknet.cfg import LayerSpec, Plan
 from detector.darknet.weights import ConvWeights
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 BN_EPS = 1e-6  # darknet: (x - mean) / (sqrt(var) + .000001)
 

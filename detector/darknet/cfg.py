@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 SUPPORTED = ("convolutional", "maxpool", "route", "shortcut", "upsample", "dropout", "yolo")
 ACTIVATIONS = ("linear", "leaky", "relu", "logistic", "mish", "swish", "tanh")

@@ -17,7 +17,7 @@ import numpy as np
 from detector.darknet.builder import BN_EPS
 from detector.darknet.cfg import plan, parse_cfg
 from detector.darknet.weights import ConvWeights, write_weights
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 _ACT = {"linear": "linear", "relu": "relu", "sigmoid": "logistic", "mish": "mish", "silu": "swish",
         "swish": "swish", "tanh": "tanh"}

@@ -24,8 +24,8 @@ class DarknetMaxPool(keras.layers.Layer):
 
     def call(self, x):
         h, w = x.shape[1], x.shape[2]
-        (t, b), (l, r) = self._pads(h), self._pads(w)
-        x = ops.pad(x, [[0, 0], [t, max(b, 0)], [l, max(r, 0)], [0, 0]], constant_values=-3.0e38)
+        (top, bottom), (left, right) = self._pads(h), self._pads(w)
+        x = ops.pad(x, [[0, 0], [top, max(bottom, 0)], [left, max(right, 0)], [0, 0]], constant_values=-3.0e38)
         return ops.max_pool(x, self.size, self.stride, padding="valid")
 
     def get_config(self):

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.darknet.cfg import LayerSpec, Plan
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 DEFAULT_HEADER = (0, 2, 5, 0)
 

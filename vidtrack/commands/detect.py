@@ -7,7 +7,7 @@ import json
 def register(subparsers) -> None:
     p = subparsers.add_parser("detect", help="detect objects in images with a .keras / SavedModel detector")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image file(s)")
-    p.add_argument("--model", default="models/detector-synthetic.keras", help="detector (.keras or SavedModel dir)")
+    p.add_argument("--model", default="default", help="detector: \"default\", a pulled model name or a .keras path")
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class prob)")
     p.add_argument("--iou", type=float, default=0.45, help="NMS IoU threshold")
     p.add_argument("--resize", choices=["letterbox", "stretch"], default="letterbox")
@@ -22,7 +22,8 @@ def run(args) -> int:
     import cv2
 
     from detector.runtime import Detector
-    from vidtrack.errors import ConfigError, SourceError
+    from base.errors import ConfigError, SourceError
+    from base.paths import resolve_model
 
     if not 0.0 <= args.conf <= 1.0 or not 0.0 <= args.iou <= 1.0:
         raise ConfigError("--conf and --iou must be in 0..1")
@@ -32,7 +33,7 @@ def run(args) -> int:
         if img is None:
             raise SourceError(f"cannot read image {path}")
         imgs.append(img)
-    det = Detector.load(args.model, conf_threshold=args.conf, iou_threshold=args.iou, resize=args.resize)
+    det = Detector.load(resolve_model(args.model), conf_threshold=args.conf, iou_threshold=args.iou, resize=args.resize)
     names = det.class_names
     results = det.detect(imgs)
     as_lists = [[{"box": [round(float(v), 2) for v in b], "score": round(float(s), 4), "class_id": int(c),

@@ -22,10 +22,10 @@ def run(args) -> int:
     import tempfile
     import time
 
-    from detector.dataset import YoloDataset, read_split
-    from detector.evaluate import evaluate_detector, format_metrics, mot_to_yolo
+    from detector.training.dataset import YoloDataset, read_split
+    from detector.training.evaluate import evaluate_detector, format_metrics, mot_to_yolo
     from detector.runtime import Detector
-    from vidtrack.errors import ConfigError
+    from base.errors import ConfigError
 
     if bool(args.data) == bool(args.mot):
         raise ConfigError("give exactly one of --data or --mot")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from vidtrack.errors import ConfigError
+    from base.errors import ConfigError
     from vidtrack.synthetic import SceneConfig, write_scene, write_yolo_dataset
 
     for key in ("frames", "width", "height", "objects"):

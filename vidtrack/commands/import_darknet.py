@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
 log = logging.getLogger("vidtrack.import_darknet")
 

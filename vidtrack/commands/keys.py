@@ -9,7 +9,7 @@ def register(sub) -> None:
 
 
 def main(args) -> int:
-    from pipeline.transport import generate_keys
+    from wire.transport import generate_keys
 
     path = generate_keys(args.dir)
     print(f"wrote CURVE keys to {path}/ (server.key*, client.key*, authorized/client.key); "

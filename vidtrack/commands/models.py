@@ -1,7 +1,6 @@
 """``vidtrack models pull NAME [--url URL] [--dir DIR]`` and ``vidtrack models list``."""
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 

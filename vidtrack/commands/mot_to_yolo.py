@@ -19,9 +19,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from detector.dataset import write_dataset_toml
-    from detector.evaluate import mot_to_yolo
-    from vidtrack.errors import ConfigError
+    from detector.training.dataset import write_dataset_toml
+    from detector.training.evaluate import mot_to_yolo
+    from base.errors import ConfigError
 
     if args.frame_step < 1:
         raise ConfigError("--frame-step must be >= 1")

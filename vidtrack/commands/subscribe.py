@@ -19,7 +19,7 @@ def register(sub) -> None:
 def main(args) -> int:
     import zmq
 
-    from pipeline.transport import Security, SocketFactory
+    from wire.transport import Security, SocketFactory
 
     factory = SocketFactory(Security(args.keys_dir))
     sock = factory.connect(zmq.SUB, args.endpoint)

@@ -24,7 +24,7 @@ def build_config(video: str, model: str = "default", out: str | None = None, con
                  embedder: str | None = None, conf: float | None = None, video_sink: bool = True,
                  max_frames: int = 0):
     from pipeline.config import Config, SourceConfig, _default_stream_id, load_config
-    from vidtrack.errors import SourceError
+    from base.errors import SourceError
     from workers.sources import source_kind
 
     config = load_config(config_path, require_sources=False) if config_path else Config()

@@ -42,7 +42,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from vidtrack.errors import ConfigError
+    from base.errors import ConfigError
 
     if not str(args.out).endswith(".keras"):
         raise ConfigError(f"--out must end in .keras, got {args.out}")
@@ -63,7 +63,7 @@ def run(args) -> int:
             print(f"generating a synthetic dataset in {data}: {n} train + {args.synthetic_val} val images "
                   f"(seed {args.seed})")
             write_yolo_dataset(data, n, args.synthetic_val, seed=args.seed, progress=True)
-    from detector.train import TrainConfig, train
+    from detector.training.train import TrainConfig, train
 
     cfg = TrainConfig(epochs=args.epochs, batch=args.batch, img_size=tuple(args.img_size), seed=args.seed,
                       width=args.width, lr=args.lr, val_images=args.val_images, init=args.init)

@@ -10,15 +10,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from vidtrack.errors import SourceError, VidtrackError
-from vidtrack.paths import DEFAULT_EMBEDDER, REPO_ROOT
+from base.errors import SourceError, VidtrackError
+from base.paths import DEFAULT_EMBEDDER
 
 log = logging.getLogger(__name__)
 
 
 def shared_mot_dir() -> Path:
-    """$VIDTRACK_SHARED_DATA/mot, or ../shared/data/mot next to the repo."""
-    return Path(os.environ.get("VIDTRACK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")) / "mot"
+    """$VIDTRACK_SHARED_DATA/mot, or ../shared/data/mot beside the working directory (the repo)."""
+    return Path(os.environ.get("VIDTRACK_SHARED_DATA", Path.cwd().parent / "shared" / "data")) / "mot"
 
 
 def _resolve_sequence(name: str) -> Path:
@@ -71,8 +71,9 @@ def _synthetic_sequences(n: int, root: Path, seed: int, frames: int) -> list[Pat
 
 def run(args: argparse.Namespace) -> int:
     from detector.appearance import ColourHistogramEmbedder
-    from detector.embedder import INPUT_SIZE, KerasEmbedder, train_embedder
-    from detector.reid_data import ReidCrops, evaluate_reid, load_sequence_crops
+    from detector.embedder import INPUT_SIZE, KerasEmbedder
+    from detector.training.embedder import train_embedder
+    from detector.training.reid_data import ReidCrops, evaluate_reid, load_sequence_crops
 
     holdout = None if args.holdout.lower() == "none" else _resolve_sequence(args.holdout)
     if args.sequences:

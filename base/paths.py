@@ -4,10 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from vidtrack.errors import ModelError
+from base.errors import ModelError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_MODELS = REPO_ROOT / "models"
+SHIPPED_MODELS = Path(__file__).resolve().with_name("models")  # package data: installed with base
 DEFAULT_DETECTOR = SHIPPED_MODELS / "detector-synthetic.keras"
 DEFAULT_EMBEDDER = SHIPPED_MODELS / "embedder.keras"
 

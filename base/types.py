@@ -1,4 +1,4 @@
-"""Plain data types that leave the detector stage."""
+"""Plain data types at the seams: a decoded frame, the detections of one frame."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -51,3 +51,19 @@ class Detections:
             self.class_ids[mask_or_index],
             self.embeddings[mask_or_index],
         )
+
+
+@dataclass
+class Frame:
+    """One decoded frame.
+
+    stream_id:   name of the source it came from
+    index:       frame number, 0-based, monotonic per stream (gaps mean dropped frames)
+    timestamp:   capture time in seconds (wall clock for live sources, media time for files)
+    image:       uint8[H, W, 3] BGR
+    """
+
+    stream_id: str
+    index: int
+    timestamp: float
+    image: np.ndarray

@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidtrack.errors import VidtrackError
+from base.errors import VidtrackError
 
 
 @dataclass
@@ -127,10 +127,10 @@ def train(data, out, config: TrainConfig | None = None, resume: bool = False, lo
     import keras
     import tensorflow as tf
 
-    from detector.anchors import kmeans_anchors, mean_best_iou, split_anchors
-    from detector.dataset import YoloDataset, make_tf_dataset
-    from detector.evaluate import evaluate_detector
-    from detector.loss import yolo_loss
+    from detector.training.anchors import kmeans_anchors, mean_best_iou, split_anchors
+    from detector.training.dataset import YoloDataset, make_tf_dataset
+    from detector.training.evaluate import evaluate_detector
+    from detector.training.loss import yolo_loss
     from detector.model import build_model, heads_model
     from detector.runtime import Detector
 

@@ -11,14 +11,13 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Callable, Protocol
 
 import zmq
 
-from pipeline import protocol
-from pipeline.events import EventBuilder
-from pipeline.sinks import StreamSinks
-from pipeline.transport import Security, SocketFactory
+from wire import messages
+from wire.events import EventBuilder
+from wire.transport import Security, SocketFactory
 from tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -29,6 +28,22 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 0.25
 
 
+class StreamOutputs(Protocol):
+    """One stream's file outputs (the service's sinks): written in step with the tracker.
+    A failed output is left out by the object itself; its message waits in ``errors``."""
+
+    errors: list[str]
+
+    def write_frame(self, frame: int, snapshots, events) -> None: ...
+    def write_events(self, events: list[dict]) -> None: ...
+    def close(self) -> None: ...
+
+
+# (stream id, source url, live, class names) -> that stream's outputs; picklable (the
+# service passes :class:`pipeline.sinks.SinkSettings`)
+OpenOutputs = Callable[[str, str, bool, list], StreamOutputs]
+
+
 @dataclass
 class TrackerStageSpec:
     """Everything the tracker process needs (picklable)."""
@@ -37,15 +52,11 @@ class TrackerStageSpec:
     events_endpoint: str
     tracker: dict = field(default_factory=dict)  # TrackerConfig fields
     event_mode: str = "tracks"
-    out_dir: str | None = None
-    mot: bool = True
-    jsonl: bool = True
-    video: bool = False
+    open_outputs: OpenOutputs | None = None  # None: events only, no files
     expected_streams: list[str] = field(default_factory=list)
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
     security: Security = field(default_factory=Security)
-    video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
 
 
 @dataclass
@@ -53,7 +64,7 @@ class StreamState:
     stream_id: str
     tracker: Tracker
     events: EventBuilder
-    sinks: StreamSinks | None = None
+    sinks: StreamOutputs | None = None
     info: dict = field(default_factory=dict)
     next_seq: int = 0
     end_seq: int | None = None
@@ -106,29 +117,27 @@ class TrackerStage:
             self.streams[stream_id] = state
         return state
 
-    def _start_stream(self, control: protocol.Control) -> None:
+    def _start_stream(self, control: messages.Control) -> None:
         state = self._stream(control.stream_id)
         fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
         state.info = fields
         classes = fields.pop("classes", None)
         if isinstance(classes, list):
             state.events.class_names = [str(c) for c in classes]
-        if self.spec.out_dir and state.sinks is None:
-            state.sinks = StreamSinks(
-                Path(self.spec.out_dir), state.stream_id, str(fields.get("source", "")),
-                bool(fields.get("live", False)), self.spec.mot, self.spec.jsonl, self.spec.video,
-                state.events.class_names, self.tracker_config.coast_frames, self.spec.video_cpus)
+        if self.spec.open_outputs is not None and state.sinks is None:
+            state.sinks = self.spec.open_outputs(state.stream_id, str(fields.get("source", "")),
+                                                 bool(fields.get("live", False)), state.events.class_names)
         self.publish(state, [state.events.stream_event("stream.started", -1, 0.0, **fields)])
         self.report(event="stream.started", stream=state.stream_id, frames=fields.get("frames", 0))
 
     def _handle(self, parts) -> None:
         try:
-            kind = protocol.message_type(parts)
+            kind = messages.message_type(parts)
             if kind == "detections":
-                msg = protocol.decode_detections(parts)
+                msg = messages.decode_detections(parts)
             else:
-                control = protocol.decode_control(parts)
-        except protocol.ProtocolError as exc:
+                control = messages.decode_control(parts)
+        except messages.ProtocolError as exc:
             self.bad_messages += 1
             log.warning("dropped a bad message: %s", exc)
             return
@@ -170,7 +179,7 @@ class TrackerStage:
         if state.end_seq is not None and state.next_seq >= state.end_seq and not state.ended:
             self._end_stream(state)
 
-    def _track(self, state: StreamState, msg: protocol.DetectionsMessage) -> None:
+    def _track(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
         snapshots = state.tracker.update(msg.detections, msg.index)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
         state.snapshots = [s for s in snapshots if s.state != "deleted"]

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from detector.appearance import crop_batch
-from vidtrack.errors import SourceError
+from base.errors import SourceError
 
 # MOT16+ class ids counted as people (pedestrian, person on vehicle, static person);
 # MOT15 files carry -1 there.

@@ -1,7 +1,7 @@
 """YOLO-format datasets: reading, augmentation, target assignment, and the ``tf.data`` input pipeline.
 
 Dataset layout (written by :func:`vidtrack.synthetic.write_yolo_dataset` or
-:func:`detector.evaluate.mot_to_yolo`)::
+:func:`detector.training.evaluate.mot_to_yolo`)::
 
     ROOT/dataset.toml       names = ["person", ...]; train = "train"; val = "val"
     ROOT/<split>/images/*.jpg|*.png
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from detector.letterbox import PAD_VALUE
-from vidtrack.errors import VidtrackError
+from base.errors import VidtrackError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp")
 ANCHOR_RATIO = 4.0

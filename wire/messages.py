@@ -7,7 +7,7 @@ Frame message (grabber -> detector), parts ``[header, pixels]``:
     send sequence number (gap-free per stream, used to restore order after several detectors).
     pixels: raw BGR bytes (sent zero-copy) or a JPEG; for "shm" (ipc only) the header also has
     ``"ring": str, "slot": int`` naming a slot of a shared-memory frame ring
-    (:mod:`pipeline.frame_ring`) and the pixels part is empty.
+    (:mod:`wire.frame_ring`) and the pixels part is empty.
 
 Detections message (detector -> tracker), parts ``[header, boxes, scores, class_ids, embeddings]``:
     header: ``{"v": 1, "type": "detections", "stream", "seq", "index", "ts", "n": N, "dim": D,
@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from detector.types import Detections
-from pipeline.frame_ring import RingError
-from workers.frame import Frame
+from base.types import Detections
+from wire.frame_ring import RingError
+from base.types import Frame
 
 VERSION = 1
 MAX_HEADER_BYTES = 16 * 1024
@@ -136,7 +136,7 @@ def encode_frame(frame: Frame, seq: int, encoding: str = "raw", jpeg_quality: in
 def decode_frame(parts, rings=None) -> tuple[Frame, int]:
     """Validate a frame message and return ``(frame, seq)``; pixels are not copied for raw.
 
-    ``rings`` (a :class:`pipeline.frame_ring.RingReader`) resolves "shm" frames; without it
+    ``rings`` (a :class:`wire.frame_ring.RingReader`) resolves "shm" frames; without it
     they are refused."""
     if len(parts) != 2:
         raise ProtocolError(f"frame message has {len(parts)} parts, expected 2")

@@ -2,7 +2,7 @@
 
 Per head, with raw ``head`` float32[B, gh, gw, A*(5+C)] and targets float32[B, gh, gw, A, 6]
 (gt x1, y1, x2, y2 in input pixels, positive flag, class id) from
-:func:`detector.dataset.build_targets`:
+:func:`detector.training.dataset.build_targets`:
 
 - box:  mean over positives of 1 - CIoU(pred, gt)
 - obj:  mean over all cells of BCE(logit, IoU(pred, gt) on positives else 0), weighted per

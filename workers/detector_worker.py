@@ -6,7 +6,7 @@ are forwarded to the tracker unchanged. A malformed message is counted and dropp
 
 With ``prefetch`` (the default) a second thread receives the next batch and starts its
 letterbox while the network runs on the current one, on the CPUs named by ``prefetch_cpus``
-(the service gives it the grabbers' and tracker's CPUs, see pipeline.affinity). The letterbox
+(the service gives it the grabbers' and tracker's CPUs, see workers.affinity). The letterbox
 of 1080p frames is about a fifth of the stage's CPU time (2.1-2.5 of ~11 ms per frame on the
 2-core dev box, bench/pipeline.py's clip). The batch is queued as soon as it is received, and
 the network thread, when it is done with the current batch, letterboxes whatever images of
@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from pipeline import protocol
-from pipeline.affinity import pin_this_thread
-from pipeline.frame_ring import RingReader
-from pipeline.transport import Security, SocketFactory
+from wire import messages
+from workers.affinity import pin_this_thread
+from wire.frame_ring import RingReader
+from wire.transport import Security, SocketFactory
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class DetectorStats:
 def detector_threads(configured: int, cpu_count: int | None = None) -> int:
     """TensorFlow intra-op threads for a detector process: ``configured`` if set, else all
     cores but one, which is left to the grabbers decoding beside it (the service passes the
-    number of cores it pinned the detector to, see pipeline.affinity). Measured on 2 cores
+    number of cores it pinned the detector to, see workers.affinity). Measured on 2 cores
     (bench/pipeline.py): 1 thread gives 38.4 end-to-end frames/s against 33.7 with
     TensorFlow's default of every core, because decode and inference stop preempting
     each other's threads."""
@@ -140,27 +140,27 @@ class DetectorStage:
             item = self._classify(parts)
             if item is None:
                 continue
-            if isinstance(item, protocol.Control):
+            if isinstance(item, messages.Control):
                 on_control(item, parts)
                 continue
             batch.append(item)
         return batch
 
-    def _forward(self, control: protocol.Control, parts) -> None:
+    def _forward(self, control: messages.Control, parts) -> None:
         """Pass a control message on at once; ``stream.started`` gains the model's class names."""
         if control.kind == "stream.started":
             fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
             fields["classes"] = list(self.detector.class_names)
-            parts = protocol.encode_control(control.kind, control.stream_id, **fields)
+            parts = messages.encode_control(control.kind, control.stream_id, **fields)
         self._push.send_multipart(parts, copy=False)
 
     def _classify(self, parts):
         try:
-            kind = protocol.message_type(parts)
+            kind = messages.message_type(parts)
             if kind == "frame":
-                return protocol.decode_frame(parts, self._rings)
-            return protocol.decode_control(parts)
-        except protocol.ProtocolError as exc:
+                return messages.decode_frame(parts, self._rings)
+            return messages.decode_control(parts)
+        except messages.ProtocolError as exc:
             self.stats.bad_messages += 1
             log.warning("dropped a bad message: %s", exc)
             return None
@@ -186,8 +186,8 @@ class DetectorStage:
                 det.embeddings = emb
         for (frame, seq), det in zip(batch, results):
             h, w = frame.image.shape[:2]
-            msg = protocol.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, w, h, det)
-            self._push.send_multipart(protocol.encode_detections(msg), copy=False)
+            msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, w, h, det)
+            self._push.send_multipart(messages.encode_detections(msg), copy=False)
             self.stats.detections += len(det)
         self.stats.frames += len(batch)
         self.stats.batches += 1

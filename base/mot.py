@@ -14,8 +14,8 @@ from typing import Iterable
 
 import numpy as np
 
-from detector.types import Detections
-from vidtrack.errors import VidtrackError
+from base.types import Detections
+from base.errors import VidtrackError
 
 
 def read_mot(path: str | Path) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Track events: turn the tracker's per-frame snapshots into the published event stream.
 
-Event kinds (JSON objects, schema in ``pipeline/events.schema.json``):
+Event kinds (JSON objects, schema in ``wire/events.schema.json``):
 
 - ``stream.started`` / ``stream.stalled`` / ``stream.ended``: life cycle of a source;
 - ``track.started``: a track became confirmed (its first ``n_init`` hits are behind it);

@@ -19,7 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidtrack.errors import VidtrackError
+from base.errors import VidtrackError
 
 
 def coco_map(gt, preds, num_classes: int, max_dets: int = 100) -> dict:
@@ -72,7 +72,7 @@ def evaluate_detector(detector, items, batch_size: int = 8, progress: bool = Fal
 
     The detector should use a low confidence threshold (e.g. 0.001) for a proper mAP.
     """
-    from detector.dataset import labels_to_boxes
+    from detector.training.dataset import labels_to_boxes
 
     gt, preds = [], []
     it = range(0, len(items), batch_size)

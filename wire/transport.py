@@ -16,7 +16,7 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from vidtrack.errors import ConfigError
+from base.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

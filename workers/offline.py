@@ -1,0 +1,69 @@
+"""Offline tracking: MOTChallenge detections of a whole sequence through the tracker, in
+frame order, to MOT rows (what ``vidtrack track-detections``, the tests and bench/tracker.py
+run)."""
+from __future__ import annotations
+
+import time
+import tomllib
+from pathlib import Path
+
+from base.errors import ConfigError
+from base.types import Detections
+from tracker import Tracker, TrackerConfig
+from tracker.interpolation import interpolate_gaps
+
+
+def load_tracker_config(path: str | Path | None, overrides: dict | None = None) -> TrackerConfig:
+    """TrackerConfig from the ``[tracker]`` table of a TOML file (or its top level), plus overrides."""
+    d: dict = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        d = dict(doc.get("tracker", doc))
+    d.update(overrides or {})
+    return TrackerConfig.from_dict(d)
+
+
+def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frames: int | None = None,
+                   backfill: bool = True, interpolate: int = 0) -> tuple[list[tuple], float]:
+    """Track frames 1..n_frames of ``{frame: Detections}``.
+
+    Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in each
+    frame, tracker update seconds). A track is reported where it was matched and, with its
+    predicted box, for up to ``config.coast_frames`` frames after. Offline extras: with
+    ``backfill`` a track's tentative frames are written once it is confirmed; with
+    ``interpolate`` > 0, gaps of up to that many frames between two *matched* rows of a track
+    are filled by :func:`tracker.interpolation.interpolate_gaps`, replacing any coasted rows
+    inside them (coasting still covers a track's end and longer gaps)."""
+    tracker = Tracker(config)
+    n_frames = n_frames or (max(frames) if frames else 0)
+    dim = next((d.embeddings.shape[1] for d in frames.values()), 0)
+    empty = Detections.empty(dim)
+    matched: list[tuple] = []
+    coasted: list[tuple] = []
+    pending: dict[int, list[tuple]] = {}
+    spent = 0.0
+    for f in range(1, n_frames + 1):
+        t0 = time.perf_counter()
+        snaps = tracker.update(frames.get(f, empty), f)
+        spent += time.perf_counter() - t0
+        for s in snaps:
+            row = (f, s.track_id, *map(float, s.box), s.score)
+            if s.is_reported(config.coast_frames):
+                if backfill and s.track_id in pending:
+                    matched.extend(pending.pop(s.track_id))
+                (matched if s.time_since_update == 0 else coasted).append(row)
+            elif backfill and s.state == "tentative" and s.time_since_update == 0:
+                pending.setdefault(s.track_id, []).append(row)
+    if interpolate > 0:
+        matched = interpolate_gaps(matched, interpolate)
+        covered = {(r[0], r[1]) for r in matched}
+        coasted = [r for r in coasted if (r[0], r[1]) not in covered]
+    rows = matched + coasted
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return rows, spent
