@@ -1,4 +1,5 @@
-"""Frames -> detections: YOLO-style Keras models, Darknet import, training and evaluation.
+"""Frames -> detections: YOLO-style Keras models, NMS, appearance embeddings, Darknet import
+(training and evaluation apart, in :mod:`detector.training`).
 
 Importing this package sets TensorFlow's environment defaults before TensorFlow loads:
 quiet C++ logs, and oneDNN kernels on every x86 CPU. TensorFlow enables oneDNN by itself

@@ -14,7 +14,7 @@ import numpy as np
 
 import keras
 
-from detector.appearance import crop_batch, l2_normalise, split_rows
+from detector.crops import crop_batch, l2_normalise, split_rows
 from base.errors import ModelError
 
 INPUT_SIZE = (128, 64)  # height, width in pixels

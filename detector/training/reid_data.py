@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from detector.appearance import crop_batch
+from detector.crops import crop_batch
 from base.errors import SourceError
 
 # MOT16+ class ids counted as people (pedestrian, person on vehicle, static person);
