@@ -19,6 +19,8 @@ def format_summary(summary: RunSummary) -> str:
     if d.get("frames"):
         lines.append(f"  detector: {int(d['frames'])} frames in {int(d.get('batches', 0))} batches, "
                      f"{int(d.get('detections', 0))} detections, {int(d.get('bad_messages', 0))} bad messages")
+    if summary.stopped_by:
+        lines.append(f"  stopped by {summary.stopped_by}")
     if summary.out_dir:
         lines.append(f"  outputs in {summary.out_dir}/")
     return "\n".join(lines)

@@ -20,9 +20,13 @@ import queue
 import shutil
 import signal
 import tempfile
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+import setproctitle
 
 from workers.detector_worker import DetectorStageSpec, detector_main
 from wire import frame_ring
@@ -41,9 +45,18 @@ DETECTOR_RESTARTS = 2
 SHUTDOWN_TIMEOUT_S = 30.0
 
 
+def process_title(name: str) -> str:
+    """What ``ps``/``top`` show for a child: ``vidtrack: grabber cam1``, ``vidtrack: detector-0``,
+    ``vidtrack: tracker``."""
+    if name.startswith("grabber-"):
+        name = "grabber " + name[len("grabber-"):]
+    return f"vidtrack: {name}"
+
+
 def _child(target, args: tuple, report_queue, verbose: bool, cpus=None) -> None:
-    """Entry point of every child process: ignore Ctrl-C, keep to ``cpus`` (if given) and
-    say which CPUs it runs on, report crashes to the supervisor."""
+    """Entry point of every child process: name itself, ignore Ctrl-C, keep to ``cpus`` (if
+    given) and say which CPUs it runs on, report crashes to the supervisor."""
+    setproctitle.setproctitle(process_title(mp.current_process().name))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     report_queue.put({"stage": mp.current_process().name, "event": "cpus", "cpus": pin_this_process(cpus)})
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
@@ -76,7 +89,15 @@ class RunSummary:
     last_frame_at: float | None = None
     out_dir: str | None = None
     errors: list[str] = field(default_factory=list)
+    stopped_by: str = ""  # "SIGINT" / "SIGTERM" when an operator stopped the run
     cpus: dict[str, list[int]] = field(default_factory=dict)  # process name -> the CPUs it ran on
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every stream ended well (also after a requested stop), 1 when a stream or a
+        stage failed."""
+        failed = any(s.error for s in self.streams.values())
+        return 1 if failed or self.errors else 0
 
     @property
     def frames(self) -> int:
@@ -200,23 +221,44 @@ class Service:
 
     # ---- run
     def run(self) -> RunSummary:
+        """Start every stage, supervise them until the file sources end or a stop (Ctrl-C,
+        SIGTERM, :meth:`stop`), then stop them cleanly: children joined, rings and sockets'
+        folders removed."""
+        with self._sigterm_stops_the_run():
+            return self._run()
+
+    @contextmanager
+    def _sigterm_stops_the_run(self):
+        """SIGTERM (systemd, Kubernetes, kill) takes the Ctrl-C path: a clean stop, not a kill
+        that leaves the children, the shared-memory rings and the temp folder behind."""
+        self._stop_signal = ""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigterm(signum, frame):
+            if not self._stop_signal:  # a second SIGTERM must not cut the clean stop short
+                self._stop_signal = "SIGTERM"
+                raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def _run(self) -> RunSummary:
         start = time.monotonic()
         for s in self.config.sources:
             self.summary.streams[s.id] = StreamSummary(s.id, s.url)
-        detector_spec = self._detector_spec()  # resolves the model name before anything starts
-        self.tracker = self._start("tracker", tracker_main, self._tracker_spec(), self.stop_tracker)
-        self.detectors = {f"detector-{i}": self._start(f"detector-{i}", detector_main, detector_spec,
-                                                       self.stop_detectors)
-                          for i in range(self.config.detector.workers)}
-        self._restarts = {name: 0 for name in self.detectors}
-        self.grabbers = {spec.stream_id: self._start(f"grabber-{spec.stream_id}", grabber_main, spec,
-                                                     self.stop_grabbers, self.release_grabbers)
-                         for spec in self._grabber_specs()}
-        try:
+        self.tracker, self.detectors, self.grabbers = None, {}, {}
+        try:  # an error while the stages start still removes what was made (temp folder, rings)
+            detector_spec = self._detector_spec()  # resolves the model name before anything starts
+            self._start_stages(detector_spec)
             self._supervise(detector_spec)
         except KeyboardInterrupt:
-            log.warning("interrupted: stopping the grabbers and draining the pipeline")
-            self.summary.errors.append("interrupted")
+            self.summary.stopped_by = self._stop_signal or "SIGINT"
+            log.warning("%s: stopping the grabbers and draining the pipeline", self.summary.stopped_by)
         finally:
             self._shutdown()
             self._drain_reports()
@@ -227,6 +269,16 @@ class Service:
         self.summary.detector = self._merged_detector_stats()
         self.summary.elapsed_s = time.monotonic() - start
         return self.summary
+
+    def _start_stages(self, detector_spec: DetectorStageSpec) -> None:
+        self.tracker = self._start("tracker", tracker_main, self._tracker_spec(), self.stop_tracker)
+        self.detectors = {f"detector-{i}": self._start(f"detector-{i}", detector_main, detector_spec,
+                                                       self.stop_detectors)
+                          for i in range(self.config.detector.workers)}
+        self._restarts = {name: 0 for name in self.detectors}
+        self.grabbers = {spec.stream_id: self._start(f"grabber-{spec.stream_id}", grabber_main, spec,
+                                                     self.stop_grabbers, self.release_grabbers)
+                         for spec in self._grabber_specs()}
 
     def _supervise(self, detector_spec: DetectorStageSpec) -> None:
         while self.tracker.is_alive():
@@ -249,13 +301,15 @@ class Service:
         self.stop_grabbers.set()
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
         # the tracker leaves by itself once every stream's end marker went through
-        while self.tracker.is_alive() and time.monotonic() < deadline:
+        while self.tracker is not None and self.tracker.is_alive() and time.monotonic() < deadline:
             self._drain_reports(timeout=0.2)
         self.stop_tracker.set()
-        self.tracker.join(max(0.1, deadline - time.monotonic()))
+        if self.tracker is not None:
+            self.tracker.join(max(0.1, deadline - time.monotonic()))
         self.release_grabbers.set()
         self.stop_detectors.set()
-        for proc in [*self.detectors.values(), *self.grabbers.values(), self.tracker]:
+        started = [*self.detectors.values(), *self.grabbers.values(), *([self.tracker] if self.tracker else [])]
+        for proc in started:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
                 log.warning("%s did not stop in time; terminating it", proc.name)

@@ -8,6 +8,7 @@ present ``keys_dir/client.key_secret`` and expect ``keys_dir/server.key``. Keys 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +37,15 @@ def generate_keys(keys_dir: str | Path) -> Path:
     """Create a server and a client key pair under ``keys_dir`` and authorise the client."""
     keys_dir = Path(keys_dir)
     (keys_dir / "authorized").mkdir(parents=True, exist_ok=True)
-    zmq.auth.create_certificates(keys_dir, "server")
-    public, _ = zmq.auth.create_certificates(keys_dir, "client")
+    keys_dir.chmod(0o700)
+    umask = os.umask(0o077)  # pyzmq writes with the umask's mode: 0644 (world-readable) by default
+    try:
+        _, server_secret = zmq.auth.create_certificates(keys_dir, "server")
+        public, client_secret = zmq.auth.create_certificates(keys_dir, "client")
+    finally:
+        os.umask(umask)
+    for secret in (server_secret, client_secret):
+        Path(secret).chmod(0o600)
     shutil.copy(public, keys_dir / "authorized" / "client.key")
     return keys_dir
 

@@ -66,7 +66,7 @@ def main(args) -> int:
     print(format_summary(summary))
     counts = Counter(e["type"] for e in collector.events)
     print("  events received by a subscriber: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if summary.errors:
+    if summary.exit_code:
         for error in summary.errors:
             print(f"vidtrack: {error}", file=sys.stderr)
         return 1

@@ -21,8 +21,6 @@ def main(args) -> int:
           f"(watch with: vidtrack subscribe --endpoint {config.events.endpoint})", file=sys.stderr)
     summary = Service(config, progress=False if args.no_progress else None, verbose=args.verbose).run()
     print(format_summary(summary))
-    failed = [s for s in summary.streams.values() if s.error]
-    if summary.errors:
-        for error in summary.errors:
-            print(f"vidtrack: {error}", file=sys.stderr)
-    return 1 if failed and len(failed) == len(summary.streams) else 0
+    for error in summary.errors:
+        print(f"vidtrack: {error}", file=sys.stderr)
+    return summary.exit_code

@@ -55,8 +55,8 @@ def main(args) -> int:
     for error in summary.errors:
         print(f"vidtrack: {error}", file=sys.stderr)
     stream = next(iter(summary.streams.values()))
-    if stream.error or summary.errors:
-        return 1
+    if summary.exit_code:
+        return summary.exit_code
     out = Path(config.output.dir)
     for path in sorted(out.glob(f"{stream.stream_id}.*")):
         print(f"  wrote {path}")
