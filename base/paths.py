@@ -20,8 +20,7 @@ def resolve_model(name: str) -> str:
     """Turn a model name from config or the CLI into a path.
 
     ``default`` is the shipped synthetic-scene detector; a bare name is looked up among the
-    shipped and the pulled models (``NAME.keras`` or a SavedModel folder ``NAME``); anything
-    else is taken as a path.
+    shipped and the pulled models (``NAME.keras``); anything else is taken as a path.
     """
     if name == "default":
         candidates = [DEFAULT_DETECTOR]
@@ -29,7 +28,7 @@ def resolve_model(name: str) -> str:
         candidates = [Path(name).expanduser()]
         if "/" not in name and os.sep not in name:
             for folder in (SHIPPED_MODELS, pulled_models_dir()):
-                candidates += [folder / f"{name}.keras", folder / name]
+                candidates.append(folder / f"{name}.keras")
     for path in candidates:
         if path.exists():
             return str(path)

@@ -103,7 +103,8 @@ def boxes_identical(model, cfg, weights, images, conf):
     from detector.runtime import Detector
 
     det = Detector.from_model(model, conf_threshold=conf, iou_threshold=0.45, resize="stretch")
-    x, transforms = det.preprocess(images)
+    prepared = det.prepare(images)
+    x, transforms = prepared.inputs, prepared.transforms
     theirs = cv4.run(cfg, weights, "detect", cv4.nhwc_to_blob(x[:len(images)]), conf=conf, iou=0.45)
     same, total, worst = True, 0, 0.0
     for i, (d, tr) in enumerate(zip(det.detect(images), transforms)):

@@ -1,7 +1,7 @@
 """The learned appearance embedder at serving time: a saved Keras CNN mapping a person crop
 to a 128-d unit vector (trained by :mod:`detector.training.embedder`).
 
-Model contract (saved ``.keras``, loads with plain ``keras.saving.load_model``):
+Model contract (saved ``.keras``, loaded by :func:`detector.loading.load_keras`):
 input float32[B, H, W, 3] RGB 0..255 (H, W from ``model.input_shape``, 128 x 64 by
 default), output float32[B, D] L2-normalised (``UnitNormalization`` is the last layer).
 """
@@ -47,8 +47,10 @@ class KerasEmbedder:
 
     @classmethod
     def load(cls, path: str | Path, **kwargs) -> "KerasEmbedder":
+        from detector.loading import load_keras
+
         try:
-            model = keras.saving.load_model(str(path), compile=False)
+            model = load_keras(path)
         except Exception as exc:  # noqa: BLE001 - any load failure is a bad model file
             raise ModelError(f"cannot load embedder model {path}: {exc}") from exc
         return cls(model, **kwargs)

@@ -1,11 +1,8 @@
 """Run a YOLO-style Keras detector on batches of BGR frames.
 
-``Detector.load(path)`` accepts
-
-- a ``.keras`` file whose graph ends in :class:`detector.decode.YoloDecode` (anchors,
-  input size and class names are read from that layer), or
-- a SavedModel directory written by :func:`export_saved_model` (``vidtrack.json`` beside it
-  holds the same metadata).
+``Detector.load(path)`` accepts a ``.keras`` file whose graph ends in
+:class:`detector.decode.YoloDecode` (anchors, input size and class names are read from that
+layer), with any of vidtrack's custom layers (:mod:`detector.loading`).
 
 ``detect(images)`` letterboxes all images into one batch (padded to a fixed set of batch
 sizes so the compiled graph is never retraced), runs the model once, scores boxes as
@@ -14,7 +11,6 @@ objectness x class probability (Darknet), keeps per-class candidates above
 """
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +23,6 @@ from base.types import Detections
 from base.errors import ModelError
 
 BATCH_SIZES = (1, 2, 4, 8, 16)
-META_FILE = "vidtrack.json"
 
 
 def _find_decode(model):
@@ -58,24 +53,22 @@ class Detector:
         self.iou_threshold = float(iou_threshold)
         self.resize = resize
         self.max_detections = int(max_detections)
-        self.model = model  # the keras model, when loaded from .keras (None for SavedModel)
+        self.model = model  # the keras model (None where only a predict function is given)
 
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, path, conf_threshold=0.25, iou_threshold=0.45, resize="letterbox",
              max_detections=300, jit_compile=False) -> "Detector":
-        """Load a ``.keras`` file or a SavedModel directory; raises ModelError if invalid."""
+        """Load a ``.keras`` file; raises ModelError if it is missing or not a vidtrack detector."""
+        from detector.loading import load_keras
+
         path = Path(path)
         if not path.exists():
             raise ModelError(f"model not found: {path}")
         if path.is_dir():
-            return cls._load_saved_model(path, conf_threshold, iou_threshold, resize, max_detections)
-        import keras
-
-        import detector.decode  # noqa: F401  (registers YoloDecode)
-
+            raise ModelError(f"{path} is a folder, not a .keras model file")
         try:
-            model = keras.saving.load_model(str(path), compile=False)
+            model = load_keras(path)
         except Exception as exc:  # keras raises many kinds for a bad file
             raise ModelError(f"cannot load model {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
         return cls.from_model(model, conf_threshold, iou_threshold, resize, max_detections, jit_compile,
@@ -105,35 +98,6 @@ class Detector:
         return cls(predict, (h, w), decode.class_names, conf_threshold, iou_threshold, resize,
                    max_detections, model=model)
 
-    @classmethod
-    def _load_saved_model(cls, path, conf_threshold, iou_threshold, resize, max_detections):
-        import tensorflow as tf
-
-        meta_path = path / META_FILE
-        if not meta_path.is_file():
-            raise ModelError(f"{path}: not a vidtrack SavedModel ({META_FILE} missing)")
-        try:
-            meta = json.loads(meta_path.read_text())
-            loaded = tf.saved_model.load(str(path))
-            serve = loaded.signatures["serving_default"] if hasattr(loaded, "signatures") and \
-                "serving_default" in loaded.signatures else loaded.serve
-        except Exception as exc:
-            raise ModelError(f"cannot load SavedModel {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
-        names = meta.get("output_names")
-        frozen = frozen_function(serve)
-
-        def predict(x):
-            out = frozen(x)
-            if isinstance(out, dict):
-                keys = names or sorted(out)
-                out = [out[k] for k in keys]
-            return tuple(out)
-
-        det = cls(predict, meta["input_size"], meta["class_names"], conf_threshold, iou_threshold, resize,
-                  max_detections)
-        det._saved_model = loaded  # keep the trackable alive
-        return det
-
     # ------------------------------------------------------------------ properties
     @property
     def input_size(self) -> tuple[int, int]:
@@ -149,18 +113,6 @@ class Detector:
         return len(self._class_names)
 
     # ------------------------------------------------------------------ inference
-    def preprocess(self, images):
-        """list of up to 16 uint8[H,W,3] BGR -> (float32[B,h,w,3] RGB 0..1, transforms), B padded."""
-        prepared = self.prepare(images)
-        return prepared.inputs, prepared.transforms
-
-    def raw(self, images):
-        """Model outputs for ``images``: boxes float32[B,N,4] input px, objectness [B,N], class_probs [B,N,C]."""
-        x, transforms = self.preprocess(images)
-        boxes, obj, cls_p = self._predict_fn(x)
-        n = len(images)
-        return np.asarray(boxes)[:n], np.asarray(obj)[:n], np.asarray(cls_p)[:n], transforms
-
     def detect(self, images) -> list[Detections]:
         """Detect objects in each uint8[H,W,3] BGR image; one model call per <=16 images."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
@@ -326,27 +278,3 @@ def _padded_batch(n: int) -> int:
             return b
     return n
 
-
-def export_saved_model(keras_path, out_dir) -> Path:
-    """Export a ``.keras`` detector to a SavedModel directory loadable by ``Detector.load``."""
-    import keras
-    import tensorflow as tf
-
-    import detector.decode  # noqa: F401
-
-    out_dir = Path(out_dir)
-    model = keras.saving.load_model(str(keras_path), compile=False)
-    decode = _find_decode(model)
-    if decode is None:
-        raise ModelError(f"{keras_path}: no YoloDecode layer in the model graph")
-    h, w = decode.input_size
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):  # keras prints the whole signature
-        model.export(str(out_dir), format="tf_saved_model",
-                     input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32, name="images")])
-    meta = {"input_size": [h, w], "class_names": decode.class_names, "anchors": decode.anchors,
-            "source": str(keras_path)}
-    (out_dir / META_FILE).write_text(json.dumps(meta, indent=1))
-    return out_dir

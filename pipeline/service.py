@@ -336,36 +336,46 @@ class Service:
             log.error("%s\n%s", message, r.get("traceback", ""))
             self.summary.errors.append(message)
         elif stage == "grabber" and stream is not None:
-            if event == "started":
-                stream.frames_total = int(r.get("frames") or 0) if not r.get("live") else 0
-                if self.progress and stream.frames_total:
-                    from tqdm import tqdm
-
-                    self._bars[stream.stream_id] = tqdm(total=stream.frames_total, desc=stream.stream_id,
-                                                        unit="frame", position=len(self._bars), leave=True)
-            elif event == "error":
-                stream.error = r.get("message", "")
-                self._stream_error(stream, stream.error)
-            elif event == "ended":
-                stream.dropped = int(r.get("dropped", 0))
+            self._on_grabber_report(stream, event, r)
         elif stage == "tracker" and stream is not None:
-            if event == "frames":  # frames tracked since the stage's last report, and when
-                count = int(r.get("count", 0))
-                stream.frames_tracked += count
-                first_at, last_at = float(r["first_at"]), float(r["last_at"])
-                if self.summary.first_frame_at is None or first_at < self.summary.first_frame_at:
-                    self.summary.first_frame_at = first_at
-                if self.summary.last_frame_at is None or last_at > self.summary.last_frame_at:
-                    self.summary.last_frame_at = last_at
-                bar = self._bars.get(stream.stream_id)
-                if bar is not None:
-                    bar.update(count)
-            elif event == "stream.ended":
-                stream.reason = r.get("reason", "")
-            elif event == "error":  # a sink of this stream failed; tracking goes on
-                self._stream_error(stream, r.get("message", ""))
+            self._on_tracker_report(stream, event, r)
         elif stage == "detector" and event == "stats":
             self._detector_stats[r.get("pid", "0")] = {k: v for k, v in r.items() if k not in ("stage", "event")}
+
+    def _on_grabber_report(self, stream: StreamSummary, event, r: dict) -> None:
+        """A grabber started (progress bar for a file), failed or ended."""
+        if event == "started":
+            stream.frames_total = int(r.get("frames") or 0) if not r.get("live") else 0
+            if self.progress and stream.frames_total:
+                from tqdm import tqdm
+
+                self._bars[stream.stream_id] = tqdm(total=stream.frames_total, desc=stream.stream_id,
+                                                    unit="frame", position=len(self._bars), leave=True)
+        elif event == "error":
+            stream.error = r.get("message", "")
+            self._stream_error(stream, stream.error)
+        elif event == "ended":
+            stream.dropped = int(r.get("dropped", 0))
+
+    def _on_tracker_report(self, stream: StreamSummary, event, r: dict) -> None:
+        """The tracker tracked frames, saw a stream end or lost a sink."""
+        if event == "frames":
+            self._on_frames_tracked(stream, int(r.get("count", 0)), float(r["first_at"]), float(r["last_at"]))
+        elif event == "stream.ended":
+            stream.reason = r.get("reason", "")
+        elif event == "error":  # a sink of this stream failed; tracking goes on
+            self._stream_error(stream, r.get("message", ""))
+
+    def _on_frames_tracked(self, stream: StreamSummary, count: int, first_at: float, last_at: float) -> None:
+        """``count`` frames tracked since the tracker's last report, the first and last at these times."""
+        stream.frames_tracked += count
+        if self.summary.first_frame_at is None or first_at < self.summary.first_frame_at:
+            self.summary.first_frame_at = first_at
+        if self.summary.last_frame_at is None or last_at > self.summary.last_frame_at:
+            self.summary.last_frame_at = last_at
+        bar = self._bars.get(stream.stream_id)
+        if bar is not None:
+            bar.update(count)
 
     def _stream_error(self, stream: StreamSummary, message: str) -> None:
         self.summary.errors.append(f"{stream.stream_id}: {message}")

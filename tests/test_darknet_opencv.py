@@ -73,7 +73,8 @@ def test_same_numbers_and_boxes_as_opencv4(cv4, shared_data, images, tmp_path, c
     net = plan_file(cfg)
     model = import_darknet(cfg, weights, names)
     det = Detector.from_model(model, conf_threshold=conf, iou_threshold=0.45, resize="stretch")
-    x, transforms = det.preprocess(images)
+    prepared = det.prepare(images)
+    x, transforms = prepared.inputs, prepared.transforms
     x = x[:len(images)]
     blob = cv4.nhwc_to_blob(x)
 

@@ -51,8 +51,9 @@ def test_detect_constant_heads(model_path):
     assert d.boxes.min() >= 0 and d.boxes[:, 2].max() <= 160 and d.boxes[:, 3].max() <= 120
     assert d.embeddings.shape == (len(d), 0)
     # the raw boxes the kept ones come from, mapped back, contain every kept box
-    boxes, obj, cls_p, (tr,) = det.raw([img])
-    orig = tr.to_original(boxes[0])
+    prepared = det.prepare([img])
+    boxes = np.asarray(det.model(prepared.inputs)[0])
+    orig = prepared.transforms[0].to_original(boxes[0])
     for b in d.boxes:
         assert np.min(np.abs(orig - b).max(1)) < 1e-3
 
@@ -84,7 +85,7 @@ def test_missing_and_invalid_files(tmp_path):
     with pytest.raises(ModelError):
         Detector.load(bad)
     with pytest.raises(ModelError):
-        Detector.load(tmp_path)  # a directory without vidtrack.json
+        Detector.load(tmp_path)  # a folder, not a .keras file
 
 
 def test_prepare_then_detect_prepared_equals_detect(model_path):

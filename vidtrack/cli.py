@@ -37,13 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"vidtrack.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"vidtrack.commands.{name}":
-                continue  # not written yet
-            raise
-        module.register(sub)
+        importlib.import_module(f"vidtrack.commands.{name}").register(sub)
     return parser
 
 

@@ -173,56 +173,62 @@ class Grabber:
         return item, None
 
     def _run_live(self, source: VideoSource) -> str:
-        latest: list = [None]  # (index, timestamp, image) of the newest unsent frame
-        lock = threading.Condition()
-        ended: list = [None]
-
-        def capture():
-            attempts = 0
-            src = source
-            while not self.stop.is_set():
-                item = None
-                try:
-                    item = src.read()
-                except SourceError as exc:
-                    log.warning("%s: %s", self.spec.stream_id, exc)
-                if item is None:
-                    # a live source that stops answering: reconnect a few times, then give up
-                    if source.kind == "file" or attempts >= self.spec.reconnect_attempts:
-                        ended[0] = "eof" if source.kind == "file" else "error: source stopped answering"
-                        break
-                    attempts += 1
-                    time.sleep(min(2.0 ** attempts * 0.1, 2.0))
-                    try:
-                        src.close()
-                        src = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
-                    except SourceError as exc:
-                        log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempts, exc)
-                    continue
-                attempts = 0
-                with lock:
-                    if latest[0] is not None:
-                        self.stats.dropped += 1
-                    latest[0] = (self.stats.captured, item[0], item[1])
-                    self.stats.captured += 1
-                    lock.notify()
-                if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
-                    ended[0] = "eof"
-                    break
-            with lock:
-                lock.notify()
-
-        thread = threading.Thread(target=capture, name=f"capture-{self.spec.stream_id}", daemon=True)
+        newest = NewestFrame()
+        thread = threading.Thread(target=self._capture_live, args=(source, newest),
+                                  name=f"capture-{self.spec.stream_id}", daemon=True)
         thread.start()
+        self._send_newest(newest)
+        thread.join(timeout=2.0)
+        return newest.ended or "stopped"
+
+    def _capture_live(self, source: VideoSource, newest: "NewestFrame") -> None:
+        """Capture thread: read frames into ``newest`` as fast as the source gives them; a live
+        source that stops answering is reopened a few times, then given up."""
+        attempts = 0
+        src = source
+        while not self.stop.is_set():
+            item = self._read_live(src)
+            if item is None:
+                if source.kind == "file" or attempts >= self.spec.reconnect_attempts:
+                    newest.ended = "eof" if source.kind == "file" else "error: source stopped answering"
+                    break
+                attempts += 1
+                src = self._reopen(src, attempts)
+                continue
+            attempts = 0
+            newest.put(item, self.stats)
+            if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
+                newest.ended = "eof"
+                break
+        newest.wake()
+
+    def _read_live(self, src: VideoSource):
+        """The next (timestamp, image), or None at the end or on a read error (logged)."""
+        try:
+            return src.read()
+        except SourceError as exc:
+            log.warning("%s: %s", self.spec.stream_id, exc)
+            return None
+
+    def _reopen(self, src: VideoSource, attempt: int) -> VideoSource:
+        """Back off, then open the source again; ``src`` itself if it does not open."""
+        time.sleep(min(2.0 ** attempt * 0.1, 2.0))
+        try:
+            src.close()
+            return VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
+        except SourceError as exc:
+            log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempt, exc)
+            return src
+
+    def _send_newest(self, newest: "NewestFrame") -> None:
+        """Send the newest frame whenever there is one until the capture ends or ``stop``;
+        reports a stall once per stretch of ``stall_seconds`` without frames."""
         last_frame_at = time.monotonic()
         stalled = False
         while not self.stop.is_set():
-            with lock:
-                if latest[0] is None and ended[0] is None:
-                    lock.wait(0.1)
-                item, latest[0] = latest[0], None
+            item = newest.take(timeout_s=0.1)
             if item is None:
-                if ended[0] is not None:
+                if newest.ended is not None:
                     break
                 idle = time.monotonic() - last_frame_at
                 if idle > self.spec.stall_seconds and not stalled:
@@ -233,8 +239,6 @@ class Grabber:
             index, timestamp, image = item
             # blocking send of the newest frame; frames captured meanwhile overwrite each other
             self._send_frame(timestamp, index, image)
-        thread.join(timeout=2.0)
-        return ended[0] or "stopped"
 
     def _hold_open(self) -> None:
         """Keep the socket open until downstream has everything.
@@ -264,3 +268,35 @@ def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None) 
         Grabber(spec, stop, report, release).run()
     except SourceError:
         pass  # already reported
+
+
+class NewestFrame:
+    """The newest captured, not yet sent frame of a live source, shared by the capture thread
+    (:meth:`put`) and the sender (:meth:`take`); ``ended`` is the capture's end reason."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._item: tuple | None = None  # (index, timestamp, image)
+        self.ended: str | None = None
+
+    def put(self, item: tuple, stats: GrabberStats) -> None:
+        """Keep (timestamp, image) as frame ``stats.captured``; an unsent one it replaces is dropped."""
+        with self._cond:
+            if self._item is not None:
+                stats.dropped += 1
+            self._item = (stats.captured, item[0], item[1])
+            stats.captured += 1
+            self._cond.notify()
+
+    def take(self, timeout_s: float) -> tuple | None:
+        """The newest frame, waiting up to ``timeout_s`` for one unless the capture ended."""
+        with self._cond:
+            if self._item is None and self.ended is None:
+                self._cond.wait(timeout_s)
+            item, self._item = self._item, None
+        return item
+
+    def wake(self) -> None:
+        """Wake a waiting :meth:`take` (the capture ended or stopped)."""
+        with self._cond:
+            self._cond.notify()

@@ -77,11 +77,9 @@ def box_sizes_on_input(items, img_size) -> np.ndarray:
 
 def init_from(model, path) -> int:
     """Copy weights of same-named, same-shaped layers from the ``.keras`` model at ``path``."""
-    import keras
+    from detector.loading import load_keras
 
-    import detector.decode  # noqa: F401
-
-    src = keras.saving.load_model(str(path), compile=False)
+    src = load_keras(path)
     copied = 0
     for layer in model.layers:
         try:

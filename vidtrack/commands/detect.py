@@ -5,7 +5,7 @@ import json
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("detect", help="detect objects in images with a .keras / SavedModel detector")
+    p = subparsers.add_parser("detect", help="detect objects in images with a .keras detector")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image file(s)")
     p.add_argument("--model", default="default", help="detector: \"default\", a pulled model name or a .keras path")
     p.add_argument("--conf", type=float, default=0.25, help="score threshold (objectness x class prob)")

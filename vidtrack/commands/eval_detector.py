@@ -6,7 +6,7 @@ import json
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("eval-detector", help="COCO mAP@0.5 and mAP@0.5:0.95 (pycocotools) on a YOLO dataset")
-    p.add_argument("--model", required=True, help="detector (.keras or SavedModel dir)")
+    p.add_argument("--model", required=True, help="detector (.keras file)")
     p.add_argument("--data", help="dataset directory with dataset.toml")
     p.add_argument("--split", default="val", help="split to score (default val)")
     p.add_argument("--mot", metavar="SEQ", help="score on a MOTChallenge sequence instead (img1 + gt, pedestrians)")

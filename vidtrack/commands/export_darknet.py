@@ -8,17 +8,14 @@ from base.errors import ModelError
 
 
 def run(args: argparse.Namespace) -> int:
-    import keras
-
-    import detector.darknet.layers  # noqa: F401  (registers custom layers)
-    import detector.decode  # noqa: F401
     from detector.darknet import export_darknet
+    from detector.loading import load_keras
 
     path = Path(args.model)
     if not path.is_file():
         raise ModelError(f"model not found: {path}")
     try:
-        model = keras.saving.load_model(str(path), compile=False)
+        model = load_keras(path)
     except Exception as exc:
         raise ModelError(f"cannot load model {path}: {exc.__class__.__name__}: {str(exc)[:200]}") from exc
     cfg, weights = args.output

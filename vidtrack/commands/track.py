@@ -8,8 +8,8 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("track", help="detect and track one video file; writes MOT txt, JSONL events, annotated mp4")
     p.add_argument("video", help="video file (or a camera index / stream URL)")
-    p.add_argument("--model", default="default", help="detector: 'default', a pulled model name, a .keras file "
-                   "or a SavedModel folder (default: the shipped synthetic-scene model)")
+    p.add_argument("--model", default="default", help="detector: 'default', a pulled model name or a .keras file "
+                   "(default: the shipped synthetic-scene model)")
     p.add_argument("--embedder", default=None, help="appearance: histogram, default, none or a .keras path")
     p.add_argument("-o", "--out", default=None, help="output folder (default: runs/<video name>)")
     p.add_argument("--config", default=None, help="config.toml for tracker/detector settings (its sources are ignored)")
