@@ -17,17 +17,21 @@ def _stage(tmp_path, reports):
     return TrackerStage(spec, report=lambda **kw: reports.append(kw))
 
 
+def _started(frames: int) -> messages.StreamStarted:
+    return messages.StreamStarted("s", source="x", width=200, height=100, fps=25.0, live=False, frames=frames)
+
+
 def _detections(frame: int) -> Detections:
     boxes = np.array([[10 + frame, 10, 40 + frame, 80]], np.float32)
     return Detections(boxes, np.array([0.9], np.float32), np.array([0], np.int32))
 
 
 def _feed(stage, frames: int) -> None:
-    stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=frames))
+    stage._handle(messages.encode(_started(frames)))
     for i in range(frames):
-        msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-        stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
-    stage._handle(messages.encode_control("stream.ended", "s", seq=frames, reason="eof"))
+        msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+        stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+    stage._handle(messages.encode(messages.StreamEnded("s", frames, "eof")))
 
 
 def test_tracked_frames_are_reported_in_batches_and_all_before_the_stream_ends(tmp_path, monkeypatch):
@@ -54,12 +58,12 @@ def test_progress_is_reported_once_the_interval_has_passed(tmp_path, monkeypatch
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=10))
+        stage._handle(messages.encode(_started(10)))
         for i in range(10):
             clock[0] = 0.1 * i
-            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
-        stage._handle(messages.encode_control("stream.ended", "s", seq=10, reason="eof"))
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+        stage._handle(messages.encode(messages.StreamEnded("s", 10, "eof")))
     finally:
         stage._factory.close()
     progress = [(r["count"], r["first_at"], r["last_at"]) for r in reports if r["event"] == "frames"]
@@ -73,10 +77,10 @@ def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkey
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100))
+        stage._handle(messages.encode(_started(0)))
         for i in range(2):
-            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
         state = stage.streams["s"]
         stage._report_progress_if_due(state, 0.1)  # what run() does on every idle pass
         assert not [r for r in reports if r["event"] == "frames"]
