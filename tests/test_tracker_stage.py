@@ -109,3 +109,61 @@ def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, mo
     assert stage.done()
     assert len((tmp_path / "out" / "s.mot.txt").read_text().splitlines()) >= 5
     assert (tmp_path / "out" / "s.events.jsonl").read_text().count("stream.ended") == 1
+
+
+def _stage_bare(tmp_path):
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+                            expected_streams=["s"], reorder_timeout_s=1.0)
+    return TrackerStage(spec)
+
+
+@pytest.mark.parametrize("change", [
+    {"frame": 5},  # an extra key once reached EventBuilder.stream_event(**fields): TypeError
+    {"dropped": "x"},  # once int(fields["dropped"]): ValueError
+])
+def test_forged_control_fields_are_counted_drops_and_the_stream_goes_on(tmp_path, change):
+    import json
+
+    kind = messages.StreamStarted if "frame" in change else messages.StreamEnded
+    good = _started(3) if kind is messages.StreamStarted else messages.StreamEnded("s", 3, "eof")
+    header = {**json.loads(messages.encode(good)[0]), **change}
+    stage = _stage_bare(tmp_path)
+    try:
+        stage._handle([json.dumps(header).encode()])
+        assert stage.bad_messages == 1
+        _feed(stage, 3)
+    finally:
+        stage._factory.close()
+    assert stage.done() and stage.streams["s"].frames == 3
+
+
+def test_a_huge_seq_gap_is_given_up_at_once(tmp_path, monkeypatch):
+    """A frame that never comes before seq 2**62 - 1 is skipped in one step, not 2**62."""
+    clock = [0.0]
+    monkeypatch.setattr(tracker_stage.time, "monotonic", lambda: clock[0])
+    stage = _stage_bare(tmp_path)
+    try:
+        far = messages.DetectionsMessage("s", 2**62 - 1, 5, 0.2, _detections(5))
+        stage._handle(messages.encode(far))
+        clock[0] = 2.0
+        stage._drain(stage.streams["s"])
+    finally:
+        stage._factory.close()
+    state = stage.streams["s"]
+    assert state.frames == 1 and state.skipped == 2**62 - 1 and state.next_seq == 2**62
+
+
+def test_detections_the_tracker_cannot_follow_are_counted_drops(tmp_path):
+    """Valid messages alone, but a frame index that does not increase or an embedding size
+    that changes would make the tracker raise: they are dropped."""
+    stage = _stage_bare(tmp_path)
+    try:
+        sent = [(0, 4, 2), (1, 4, 2), (2, 3, 2), (3, 6, 3), (4, 7, 2)]  # (seq, index, embedding size)
+        for seq, index, dim in sent:
+            det = _detections(index)
+            det.embeddings = np.ones((1, dim), np.float32) / np.sqrt(dim)
+            stage._handle(messages.encode(messages.DetectionsMessage("s", seq, index, index / 25.0, det)))
+    finally:
+        stage._factory.close()
+    state = stage.streams["s"]
+    assert state.frames == 2 and state.last_frame == 7 and stage.bad_messages == 3

@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
@@ -157,10 +158,15 @@ def reason_text(text: str) -> str:
 
 
 # ---------------------------------------------------------------- field readers
+def _show(value) -> str:
+    """A short repr for error messages (bounded depth and length: values come from the wire)."""
+    return reprlib.repr(value)
+
+
 def _int(header: dict, key: str, lo: int = 0, hi: int = MAX_COUNT) -> int:
     value = header[key]
     if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ProtocolError(f"field {key!r} must be an integer in [{lo}, {hi}], got {value!r:.40}")
+        raise ProtocolError(f"field {key!r} must be an integer in [{lo}, {hi}], got {_show(value)}")
     return value
 
 
@@ -168,14 +174,14 @@ def _float(header: dict, key: str, lo: float, hi: float) -> float:
     value = header[key]
     if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
             or not lo <= value <= hi:
-        raise ProtocolError(f"field {key!r} must be a finite number in [{lo}, {hi}], got {value!r:.40}")
+        raise ProtocolError(f"field {key!r} must be a finite number in [{lo}, {hi}], got {_show(value)}")
     return float(value)
 
 
 def _bool(header: dict, key: str) -> bool:
     value = header[key]
     if not isinstance(value, bool):
-        raise ProtocolError(f"field {key!r} must be true or false, got {value!r:.40}")
+        raise ProtocolError(f"field {key!r} must be true or false, got {_show(value)}")
     return value
 
 
@@ -225,9 +231,9 @@ def _parse_header(part) -> dict:
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
     if header.get("v") != VERSION or isinstance(header.get("v"), bool):
-        raise ProtocolError(f"unsupported protocol version {header.get('v')!r:.40}")
+        raise ProtocolError(f"unsupported protocol version {_show(header.get('v'))}")
     if not isinstance(header.get("type"), str) or header["type"] not in _READERS:
-        raise ProtocolError(f"unknown message type {header.get('type')!r:.40}")
+        raise ProtocolError(f"unknown message type {_show(header.get('type'))}")
     if not valid_stream_id(header.get("stream")):
         raise ProtocolError(f"stream id must be 1..{MAX_STREAM_ID} characters of [A-Za-z0-9._-], not dots only")
     return header
@@ -303,7 +309,7 @@ def _frame_shape(value) -> tuple[int, int, int]:
     if (not isinstance(value, list) or len(value) != 3
             or not all(isinstance(s, int) and not isinstance(s, bool) for s in value)
             or not (0 < value[0] <= MAX_SIDE and 0 < value[1] <= MAX_SIDE and value[2] == 3)):
-        raise ProtocolError(f"bad shape {value!r:.60}: expected [H, W, 3] with sides 1..{MAX_SIDE}")
+        raise ProtocolError(f"bad shape {_show(value)}: expected [H, W, 3] with sides 1..{MAX_SIDE}")
     return tuple(value)
 
 
@@ -311,14 +317,14 @@ def _frame_header(header: dict) -> tuple[tuple[int, int, int], tuple[str, int] |
     """Check a frame header; returns (shape, ring slot or None)."""
     encoding = header.get("encoding")
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
-        raise ProtocolError(f"unknown encoding {encoding!r:.40}")
+        raise ProtocolError(f"unknown encoding {_show(encoding)}")
     _check_keys(header, _SHM_FRAME_KEYS if encoding == "shm" else _FRAME_KEYS)
     _int(header, "seq")
     _int(header, "index")
     _float(header, "ts", 0.0, MAX_TIMESTAMP)
     shape = _frame_shape(header["shape"])
     if header["dtype"] != "uint8":
-        raise ProtocolError(f"unsupported dtype {header['dtype']!r:.40}")
+        raise ProtocolError(f"unsupported dtype {_show(header['dtype'])}")
     if encoding != "shm":
         return shape, None
     return shape, (_text(header["ring"], "ring", MAX_RING_NAME, 1), _int(header, "slot", 0, 2**31))

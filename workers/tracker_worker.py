@@ -71,6 +71,7 @@ class StreamState:
     buffer: dict = field(default_factory=dict)
     buffered_since: float | None = None
     last_frame: int = -1
+    embedding_dim: int = 0  # of the stream's detections so far (0: none yet)
     last_ts: float = 0.0
     snapshots: list = field(default_factory=list)
     frames: int = 0
@@ -177,14 +178,28 @@ class TrackerStage:
                 state.buffered_since = time.monotonic() if state.buffer else None
                 continue
             if state.buffer and time.monotonic() - (state.buffered_since or 0) > self.spec.reorder_timeout_s:
-                state.skipped += 1
-                state.next_seq += 1
+                first = min(state.buffer)  # give up every missing frame before it at once (a gap may be huge)
+                state.skipped += first - state.next_seq
+                state.next_seq = first
                 continue
             break
         if state.end is not None and state.next_seq >= state.end.seq and not state.ended:
             self._end_stream(state)
 
+    def _fits_stream(self, state: StreamState, msg: messages.DetectionsMessage) -> bool:
+        """Whether ``msg`` can follow the stream's frames so far: a later frame index, and
+        the embedding size of its earlier detections (the tracker refuses either)."""
+        dim = msg.detections.embeddings.shape[1] if len(msg.detections) else 0
+        if msg.index <= state.last_frame or (dim and state.embedding_dim and dim != state.embedding_dim):
+            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after {state.last_frame}, "
+                       f"embedding size {dim} after {state.embedding_dim}")
+            return False
+        state.embedding_dim = state.embedding_dim or dim
+        return True
+
     def _track(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
+        if not self._fits_stream(state, msg):
+            return
         snapshots = state.tracker.update(msg.detections, msg.index)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
         state.snapshots = [s for s in snapshots if s.state != "deleted"]
