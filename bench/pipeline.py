@@ -304,7 +304,7 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) 
     def receive():
         while not done.is_set() or pull.poll(0):
             if pull.poll(100):
-                decoded, _ = messages.decode_frame(pull.recv_multipart(copy=False), reader)
+                decoded = messages.decode(pull.recv_multipart(copy=False), reader).frame
                 assert decoded.image.shape == frame.shape
                 if reader is not None:
                     assert writer.rings, "the shared-memory ring could not be made"
@@ -317,7 +317,8 @@ def ipc_throughput(frame: np.ndarray, seconds: float = 2.0, ring: bool = False) 
     sent = 0
     while time.perf_counter() - start < seconds:
         slot = writer.put(frame) if writer is not None else None
-        push.send_multipart(messages.encode_frame(Frame("b", sent, 0.0, frame), seq=sent, ring_slot=slot), copy=False)
+        message = messages.FrameMessage(Frame("b", sent, 0.0, frame), sent, "raw" if slot is None else "shm", slot)
+        push.send_multipart(messages.encode(message), copy=False)
         sent += 1
     done.set()
     thread.join()

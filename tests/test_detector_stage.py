@@ -52,14 +52,14 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     thread.start()
     try:
         rng = np.random.default_rng(0)
-        push.send_multipart(messages.encode_control("stream.started", "a", source="x", width=64, height=48,
-                                                    fps=25.0, live=False, frames=2))
+        push.send_multipart(messages.encode(messages.StreamStarted("a", source="x", width=64, height=48,
+                                                                   fps=25.0, live=False, frames=2)))
         push.send_multipart([b"garbage", b"x"])  # not JSON
-        bad = messages.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0)
+        bad = messages.encode(messages.FrameMessage(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), 0))
         push.send_multipart([bad[0], b"short"])  # byte length does not match the shape
         for stream, seq in (("a", 0), ("b", 0), ("a", 1), ("b", 1)):
             image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-            push.send_multipart(messages.encode_frame(Frame(stream, seq, seq / 25, image), seq=seq))
+            push.send_multipart(messages.encode(messages.FrameMessage(Frame(stream, seq, seq / 25, image), seq)))
         received = []
         deadline = time.monotonic() + 60
         while len(received) < 5 and time.monotonic() < deadline:
@@ -72,12 +72,12 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     finally:
         stop.set()
         thread.join(10)
-    control = messages.decode_control(received[0])
-    assert control.kind == "stream.started" and control.fields["classes"] == ["a", "b", "c"]
-    dets = [messages.decode_detections(parts) for parts in received[1:]]
+    control = messages.decode(received[0])
+    assert isinstance(control, messages.StreamStarted) and control.classes == ("a", "b", "c")
+    assert (control.source, control.width, control.height, control.frames) == ("x", 64, 48, 2)
+    dets = [messages.decode(parts) for parts in received[1:]]
     assert sorted((d.stream_id, d.seq) for d in dets) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     for d in dets:
-        assert (d.width, d.height) == (64, 48)
         assert len(d.detections) > 0
         norms = np.linalg.norm(d.detections.embeddings, axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)
@@ -125,7 +125,7 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detecto
     stage = DetectorStage(spec, FailingPrepare(), None, threading.Event())
     thread, errors = start_catching(stage.run, ValueError)
     try:
-        push.send_multipart(messages.encode_frame(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), seq=0))
+        push.send_multipart(messages.encode(messages.FrameMessage(Frame("a", 0, 0.0, np.zeros((48, 64, 3), np.uint8)), 0)))
         thread.join(30)
     finally:
         stage.stop.set()

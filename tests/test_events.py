@@ -33,5 +33,8 @@ def test_frame_mode_and_end_all_follow_schema():
     assert [t["track_id"] for t in events[-1]["tracks"]] == [1, 2]
     ends = b.end_all(0, 0.0, [snap(1), snap(2)])
     assert [e["reason"] for e in ends] == ["stream ended"] * 2
-    for e in events + ends + [b.stream_event("stream.ended", 0, 0.0, reason="eof", frames=1, dropped=0)]:
+    streams = [b.stream_started(source="a.mp4", width=64, height=48, fps=25.0, live=False, frames=1),
+               b.stream_stalled(0, 0.0, seconds=5.0),
+               b.stream_ended(0, 0.0, frames=1, skipped=0, reason="eof", dropped=0)]
+    for e in events + ends + streams:
         jsonschema.validate(e, schema)

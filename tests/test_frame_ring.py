@@ -124,14 +124,15 @@ def test_shm_frame_message_round_trip(prefix):
     try:
         image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
         slot = writer.put(image)
-        parts = messages.encode_frame(Frame("s", 5, 0.2, image), seq=5, ring_slot=slot)
+        parts = messages.encode(messages.FrameMessage(Frame("s", 5, 0.2, image), 5, "shm", slot))
         assert len(parts[1]) == 0  # no pixels in the message
-        frame, seq = messages.decode_frame(parts, reader)
-        assert seq == 5 and frame.index == 5
+        decoded = messages.decode(parts, reader)
+        frame, seq = decoded.frame, decoded.seq
+        assert seq == 5 and frame.index == 5 and decoded.ring_slot == slot
         np.testing.assert_array_equal(frame.image, image)
         # a receiver that does not accept shared memory refuses the message
         with pytest.raises(messages.ProtocolError, match="does not accept"):
-            messages.decode_frame(parts)
+            messages.decode(parts)
     finally:
         reader.close()
         writer.close()
@@ -149,11 +150,11 @@ def test_bad_shm_frame_messages_are_rejected(prefix, change, message):
     writer, reader = RingWriter(prefix, slots=2), RingReader()
     try:
         slot = writer.put(_image(1))
-        parts = messages.encode_frame(Frame("s", 0, 0.0, _image(1)), seq=0, ring_slot=slot)
+        parts = messages.encode(messages.FrameMessage(Frame("s", 0, 0.0, _image(1)), 0, "shm", slot))
         header = json.loads(parts[0])
         header.update(change)
         with pytest.raises(messages.ProtocolError, match=message):
-            messages.decode_frame([json.dumps(header).encode(), b""], reader)
+            messages.decode([json.dumps(header).encode(), b""], reader)
     finally:
         reader.close()
         writer.close()

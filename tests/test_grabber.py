@@ -25,15 +25,14 @@ def _receive_all(endpoint, timeout_s=20.0, delay_s=0.0):
         while time.monotonic() < deadline:
             if not sock.poll(200):
                 continue
-            parts = sock.recv_multipart()
-            kind = messages.message_type(parts)
-            if kind == "frame":
-                frames.append(messages.decode_frame(parts))
+            message = messages.decode(sock.recv_multipart())
+            if isinstance(message, messages.FrameMessage):
+                frames.append((message.frame, message.seq))
                 if delay_s:
                     time.sleep(delay_s)  # a slow consumer
             else:
-                controls.append(messages.decode_control(parts))
-                if kind == "stream.ended":
+                controls.append(message)
+                if isinstance(message, messages.StreamEnded):
                     break
     finally:
         sock.close(0)
@@ -82,9 +81,9 @@ def test_file_is_lossless_and_in_order_with_a_slow_consumer(tmp_path):
     frames, controls = _receive_all(endpoint, delay_s=0.005)
     release.set()
     thread.join(10)
-    assert [c.kind for c in controls] == ["stream.started", "stream.ended"]
-    assert controls[0].fields["frames"] == 40 and controls[0].fields["live"] is False
-    assert controls[1].fields["seq"] == 40 and controls[1].fields["reason"] == "eof"
+    assert [c.TYPE for c in controls] == ["stream.started", "stream.ended"]
+    assert controls[0].frames == 40 and controls[0].live is False
+    assert controls[1].seq == 40 and controls[1].reason == "eof"
     assert [f.index for f, _ in frames] == list(range(40))
     assert [seq for _, seq in frames] == list(range(40))
     for (frame, _), image in zip(frames, expected):
@@ -120,13 +119,13 @@ def test_file_through_a_shared_memory_ring_is_lossless_and_exact(tmp_path):
             if not sock.poll(200):
                 continue
             parts = sock.recv_multipart()
-            if messages.message_type(parts) == "frame":
-                assert len(parts[1]) == 0  # pixels are in the ring, not the message
-                frame, _ = messages.decode_frame(parts, reader)
-                got.append((frame.index, frame.image.copy()))
+            message = messages.decode(parts, reader)
+            if isinstance(message, messages.FrameMessage):
+                assert len(parts[1]) == 0 and message.encoding == "shm"  # pixels are in the ring, not the message
+                got.append((message.frame.index, message.frame.image.copy()))
                 time.sleep(0.005)
                 reader.release_all()
-            elif messages.message_type(parts) == "stream.ended":
+            elif isinstance(message, messages.StreamEnded):
                 break
     finally:
         release.set()
@@ -152,8 +151,8 @@ def test_live_source_drops_old_frames_instead_of_building_latency(tmp_path):
     release.set()
     thread.join(10)
     indices = [f.index for f, _ in frames]
-    assert controls[-1].kind == "stream.ended"
-    assert grabber.stats.dropped > 0 and controls[-1].fields["dropped"] == grabber.stats.dropped
+    assert controls[-1].TYPE == "stream.ended"
+    assert grabber.stats.dropped > 0 and controls[-1].dropped == grabber.stats.dropped
     assert len(frames) + grabber.stats.dropped == 300  # every captured frame is either sent or counted
     assert indices == sorted(indices) and len(set(indices)) == len(indices)
     assert [seq for _, seq in frames] == list(range(len(frames)))  # seq stays gap-free
@@ -171,8 +170,8 @@ def test_stop_ends_a_file_early_with_an_end_marker(tmp_path):
     frames, controls = _receive_all(endpoint, delay_s=0.01)
     release.set()
     thread.join(10)
-    assert controls[-1].kind == "stream.ended" and controls[-1].fields["reason"] == "stopped"
-    assert controls[-1].fields["seq"] == len(frames) < 200
+    assert controls[-1].TYPE == "stream.ended" and controls[-1].reason == "stopped"
+    assert controls[-1].seq == len(frames) < 200
 
 
 def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
@@ -185,7 +184,7 @@ def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
     thread.join(10)
     assert errors and "not found" in str(errors[0])
     assert reports[0]["event"] == "error"
-    assert controls[-1].kind == "stream.ended" and controls[-1].fields["reason"].startswith("error")
+    assert controls[-1].TYPE == "stream.ended" and controls[-1].reason.startswith("error")
 
 
 def test_network_camera_is_live_reconnects_then_ends(tmp_path):
@@ -202,9 +201,9 @@ def test_network_camera_is_live_reconnects_then_ends(tmp_path):
         frames, controls = _receive_all(endpoint, timeout_s=30)
         release.set()
         thread.join(10)
-    assert controls[0].kind == "stream.started" and controls[0].fields["live"] is True
-    assert controls[-1].kind == "stream.ended"
-    assert controls[-1].fields["reason"] == "error: source stopped answering"
+    assert controls[0].TYPE == "stream.started" and controls[0].live is True
+    assert controls[-1].TYPE == "stream.ended"
+    assert controls[-1].reason == "error: source stopped answering"
     assert grabber.stats.captured == 30
     assert len(frames) + grabber.stats.dropped == 30
     assert frames[0][0].image.shape == (120, 160, 3)

@@ -17,17 +17,21 @@ def _stage(tmp_path, reports):
     return TrackerStage(spec, report=lambda **kw: reports.append(kw))
 
 
+def _started(frames: int) -> messages.StreamStarted:
+    return messages.StreamStarted("s", source="x", width=200, height=100, fps=25.0, live=False, frames=frames)
+
+
 def _detections(frame: int) -> Detections:
     boxes = np.array([[10 + frame, 10, 40 + frame, 80]], np.float32)
     return Detections(boxes, np.array([0.9], np.float32), np.array([0], np.int32))
 
 
 def _feed(stage, frames: int) -> None:
-    stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=frames))
+    stage._handle(messages.encode(_started(frames)))
     for i in range(frames):
-        msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-        stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
-    stage._handle(messages.encode_control("stream.ended", "s", seq=frames, reason="eof"))
+        msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+        stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+    stage._handle(messages.encode(messages.StreamEnded("s", frames, "eof")))
 
 
 def test_tracked_frames_are_reported_in_batches_and_all_before_the_stream_ends(tmp_path, monkeypatch):
@@ -54,12 +58,12 @@ def test_progress_is_reported_once_the_interval_has_passed(tmp_path, monkeypatch
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100, frames=10))
+        stage._handle(messages.encode(_started(10)))
         for i in range(10):
             clock[0] = 0.1 * i
-            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
-        stage._handle(messages.encode_control("stream.ended", "s", seq=10, reason="eof"))
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+        stage._handle(messages.encode(messages.StreamEnded("s", 10, "eof")))
     finally:
         stage._factory.close()
     progress = [(r["count"], r["first_at"], r["last_at"]) for r in reports if r["event"] == "frames"]
@@ -73,10 +77,10 @@ def test_a_stream_that_goes_quiet_still_reports_its_last_frames(tmp_path, monkey
     reports = []
     stage = _stage(tmp_path, reports)
     try:
-        stage._handle(messages.encode_control("stream.started", "s", source="x", width=200, height=100))
+        stage._handle(messages.encode(_started(0)))
         for i in range(2):
-            msg = messages.DetectionsMessage("s", i, i, i / 25.0, 200, 100, _detections(i))
-            stage._handle([bytes(memoryview(p)) for p in messages.encode_detections(msg)])
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
         state = stage.streams["s"]
         stage._report_progress_if_due(state, 0.1)  # what run() does on every idle pass
         assert not [r for r in reports if r["event"] == "frames"]
@@ -105,3 +109,61 @@ def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, mo
     assert stage.done()
     assert len((tmp_path / "out" / "s.mot.txt").read_text().splitlines()) >= 5
     assert (tmp_path / "out" / "s.events.jsonl").read_text().count("stream.ended") == 1
+
+
+def _stage_bare(tmp_path):
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+                            expected_streams=["s"], reorder_timeout_s=1.0)
+    return TrackerStage(spec)
+
+
+@pytest.mark.parametrize("change", [
+    {"frame": 5},  # an extra key once reached EventBuilder.stream_event(**fields): TypeError
+    {"dropped": "x"},  # once int(fields["dropped"]): ValueError
+])
+def test_forged_control_fields_are_counted_drops_and_the_stream_goes_on(tmp_path, change):
+    import json
+
+    kind = messages.StreamStarted if "frame" in change else messages.StreamEnded
+    good = _started(3) if kind is messages.StreamStarted else messages.StreamEnded("s", 3, "eof")
+    header = {**json.loads(messages.encode(good)[0]), **change}
+    stage = _stage_bare(tmp_path)
+    try:
+        stage._handle([json.dumps(header).encode()])
+        assert stage.bad_messages == 1
+        _feed(stage, 3)
+    finally:
+        stage._factory.close()
+    assert stage.done() and stage.streams["s"].frames == 3
+
+
+def test_a_huge_seq_gap_is_given_up_at_once(tmp_path, monkeypatch):
+    """A frame that never comes before seq 2**62 - 1 is skipped in one step, not 2**62."""
+    clock = [0.0]
+    monkeypatch.setattr(tracker_stage.time, "monotonic", lambda: clock[0])
+    stage = _stage_bare(tmp_path)
+    try:
+        far = messages.DetectionsMessage("s", 2**62 - 1, 5, 0.2, _detections(5))
+        stage._handle(messages.encode(far))
+        clock[0] = 2.0
+        stage._drain(stage.streams["s"])
+    finally:
+        stage._factory.close()
+    state = stage.streams["s"]
+    assert state.frames == 1 and state.skipped == 2**62 - 1 and state.next_seq == 2**62
+
+
+def test_detections_the_tracker_cannot_follow_are_counted_drops(tmp_path):
+    """Valid messages alone, but a frame index that does not increase or an embedding size
+    that changes would make the tracker raise: they are dropped."""
+    stage = _stage_bare(tmp_path)
+    try:
+        sent = [(0, 4, 2), (1, 4, 2), (2, 3, 2), (3, 6, 3), (4, 7, 2)]  # (seq, index, embedding size)
+        for seq, index, dim in sent:
+            det = _detections(index)
+            det.embeddings = np.ones((1, dim), np.float32) / np.sqrt(dim)
+            stage._handle(messages.encode(messages.DetectionsMessage("s", seq, index, index / 25.0, det)))
+    finally:
+        stage._factory.close()
+    state = stage.streams["s"]
+    assert state.frames == 2 and state.last_frame == 7 and stage.bad_messages == 3

@@ -54,8 +54,23 @@ class EventBuilder:
             "velocity": _round(snap.velocity, 3),
         }
 
-    def stream_event(self, kind: str, frame: int, timestamp: float, **fields) -> dict:
-        return {**self._base(kind, frame, timestamp), **fields}
+    def stream_started(self, *, source: str, width: int, height: int, fps: float, live: bool,
+                       frames: int) -> dict:
+        """``stream.started`` (frame -1, ts 0): the source, its size in pixels (0 = unknown),
+        frames per second, live or file, and frame count (0 = unknown)."""
+        return {**self._base("stream.started", -1, 0.0), "source": str(source), "width": int(width),
+                "height": int(height), "fps": float(fps), "live": bool(live), "frames": int(frames)}
+
+    def stream_stalled(self, frame: int, timestamp: float, *, seconds: float) -> dict:
+        """``stream.stalled`` after the last tracked frame: nothing came for ``seconds``."""
+        return {**self._base("stream.stalled", frame, timestamp), "seconds": float(seconds)}
+
+    def stream_ended(self, frame: int, timestamp: float, *, frames: int, skipped: int, reason: str,
+                     dropped: int) -> dict:
+        """``stream.ended``: frames tracked, frames given up (``skipped``, never arrived),
+        why it ended, and frames the grabber ``dropped`` (live sources)."""
+        return {**self._base("stream.ended", frame, timestamp), "frames": int(frames), "skipped": int(skipped),
+                "reason": str(reason), "dropped": int(dropped)}
 
     def update(self, frame: int, timestamp: float, snapshots) -> list[dict]:
         """Events for one processed frame, in a stable order: started, updated/frame, lost, ended."""

@@ -22,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import zmq
 
@@ -123,7 +123,8 @@ class DetectorStage:
 
     def _receive_batch(self, on_control=None) -> list:
         """Wait up to 100 ms for a first message, then gather what arrives within the batch
-        window. Control messages go to ``on_control(control, parts)`` (default: forwarded)."""
+        window. Control messages go to ``on_control(control, parts)`` (default: forwarded);
+        the batch is a list of (frame, seq)."""
         on_control = on_control or self._forward
         batch = []
         if not self._pull.poll(100):
@@ -137,33 +138,41 @@ class DetectorStage:
                 if remaining <= 0 or not self._pull.poll(max(1, int(remaining * 1000))):
                     break
                 continue
-            item = self._classify(parts)
-            if item is None:
-                continue
-            if isinstance(item, messages.Control):
-                on_control(item, parts)
-                continue
-            batch.append(item)
+            message = self._decode(parts)
+            if isinstance(message, messages.FrameMessage):
+                batch.append((message.frame, message.seq))
+            elif message is not None:
+                on_control(message, parts)
         return batch
 
-    def _forward(self, control: messages.Control, parts) -> None:
+    def _forward(self, control: messages.ControlMessage, parts) -> None:
         """Pass a control message on at once; ``stream.started`` gains the model's class names."""
-        if control.kind == "stream.started":
-            fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
-            fields["classes"] = list(self.detector.class_names)
-            parts = messages.encode_control(control.kind, control.stream_id, **fields)
+        if isinstance(control, messages.StreamStarted):
+            parts = self._with_class_names(control, parts)
         self._push.send_multipart(parts, copy=False)
 
-    def _classify(self, parts):
+    def _with_class_names(self, started: messages.StreamStarted, parts) -> list:
+        """``started`` with the model's class names; unchanged (logged) if the names do not fit
+        the protocol's bounds, so that a model with odd names only loses the names."""
         try:
-            kind = messages.message_type(parts)
-            if kind == "frame":
-                return messages.decode_frame(parts, self._rings)
-            return messages.decode_control(parts)
+            return messages.encode(replace(started, classes=tuple(str(c) for c in self.detector.class_names)))
+        except messages.ProtocolError as exc:
+            log.warning("stream.started of %s forwarded without class names: %s", started.stream_id, exc)
+            return parts
+
+    def _decode(self, parts) -> messages.FrameMessage | messages.ControlMessage | None:
+        """The frame or control message of ``parts``; None (counted, logged) for anything else."""
+        try:
+            message = messages.decode(parts, self._rings)
         except messages.ProtocolError as exc:
             self.stats.bad_messages += 1
             log.warning("dropped a bad message: %s", exc)
             return None
+        if isinstance(message, messages.DetectionsMessage):
+            self.stats.bad_messages += 1
+            log.warning("dropped a detections message: the detector takes frames and control only")
+            return None
+        return message
 
     def process(self, batch) -> None:
         """Detect, embed and send one gathered batch, then free its ring slots."""
@@ -185,9 +194,8 @@ class DetectorStage:
             for det, emb in zip(results, embeddings):
                 det.embeddings = emb
         for (frame, seq), det in zip(batch, results):
-            h, w = frame.image.shape[:2]
-            msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, w, h, det)
-            self._push.send_multipart(messages.encode_detections(msg), copy=False)
+            msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, det)
+            self._push.send_multipart(messages.encode(msg), copy=False)
             self.stats.detections += len(det)
         self.stats.frames += len(batch)
         self.stats.batches += 1

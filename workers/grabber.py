@@ -86,8 +86,9 @@ class Grabber:
         """Send one frame; ``ring_slot`` names the ring slot that already holds ``image``."""
         if ring_slot is None and self._ring is not None:
             ring_slot = self._ring.put(image, self.stop)
-        parts = messages.encode_frame(Frame(self.spec.stream_id, index, timestamp, image),
-                                      seq=self.stats.sent, encoding=self.spec.encoding, ring_slot=ring_slot)
+        encoding = "shm" if ring_slot is not None else self.spec.encoding
+        parts = messages.encode(messages.FrameMessage(Frame(self.spec.stream_id, index, timestamp, image),
+                                                      self.stats.sent, encoding, ring_slot))
         if self._send(parts, blocking):
             self.stats.sent += 1
             return True
@@ -96,7 +97,10 @@ class Grabber:
         return False
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
-        self._send(messages.encode_control(kind, self.spec.stream_id, **fields), timeout_s=timeout_s)
+        """Send the control message of type ``kind`` (a key of messages.CONTROL_MESSAGES) with
+        ``fields`` (its dataclass's fields but the stream id)."""
+        message = messages.CONTROL_MESSAGES[kind](self.spec.stream_id, **fields)
+        self._send(messages.encode(message), timeout_s=timeout_s)
 
     # ---- main loop
     def run(self) -> GrabberStats:
@@ -105,7 +109,8 @@ class Grabber:
             source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
         except SourceError as exc:
             self.report(event="error", message=str(exc))
-            self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=0, reason=f"error: {exc}", dropped=0)
+            self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=0,
+                          reason=messages.reason_text(f"error: {exc}"), dropped=0)
             self.close()
             raise
         info = source.info
@@ -127,7 +132,7 @@ class Grabber:
                 reason = "stopped"
             # the end marker must get through even after a stop request, so downstream can finish
             self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=self.stats.sent,
-                          reason=reason, dropped=self.stats.dropped)
+                          reason=messages.reason_text(reason), dropped=self.stats.dropped)
             self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped)
             self._hold_open()
             self.close()

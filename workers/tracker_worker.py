@@ -65,13 +65,13 @@ class StreamState:
     tracker: Tracker
     events: EventBuilder
     sinks: StreamOutputs | None = None
-    info: dict = field(default_factory=dict)
+    started: messages.StreamStarted | None = None
     next_seq: int = 0
-    end_seq: int | None = None
-    end_fields: dict = field(default_factory=dict)
+    end: messages.StreamEnded | None = None  # its seq: frame messages sent, the stream ends after them
     buffer: dict = field(default_factory=dict)
     buffered_since: float | None = None
     last_frame: int = -1
+    embedding_dim: int = 0  # of the stream's detections so far (0: none yet)
     last_ts: float = 0.0
     snapshots: list = field(default_factory=list)
     frames: int = 0
@@ -93,6 +93,10 @@ class TrackerStage:
         self._factory = SocketFactory(spec.security)
         self._pull = self._factory.bind(zmq.PULL, spec.detections_endpoint, hwm=64)
         self._pub = self._factory.bind(zmq.PUB, spec.events_endpoint, hwm=10_000)
+        self._handlers = {
+            messages.DetectionsMessage: self._buffer_detections, messages.StreamStarted: self._start_stream,
+            messages.StreamStalled: self._stall_stream, messages.StreamEnded: self._note_end,
+        }
 
     # ---- publishing
     def publish(self, state: StreamState, events: list[dict]) -> None:
@@ -117,50 +121,52 @@ class TrackerStage:
             self.streams[stream_id] = state
         return state
 
-    def _start_stream(self, control: messages.Control) -> None:
-        state = self._stream(control.stream_id)
-        fields = {k: v for k, v in control.fields.items() if k not in ("v", "type", "stream")}
-        state.info = fields
-        classes = fields.pop("classes", None)
-        if isinstance(classes, list):
-            state.events.class_names = [str(c) for c in classes]
+    def _start_stream(self, started: messages.StreamStarted) -> None:
+        state = self._stream(started.stream_id)
+        state.started = started
+        if started.classes:
+            state.events.class_names = list(started.classes)
         if self.spec.open_outputs is not None and state.sinks is None:
-            state.sinks = self.spec.open_outputs(state.stream_id, str(fields.get("source", "")),
-                                                 bool(fields.get("live", False)), state.events.class_names)
-        self.publish(state, [state.events.stream_event("stream.started", -1, 0.0, **fields)])
-        self.report(event="stream.started", stream=state.stream_id, frames=fields.get("frames", 0))
+            state.sinks = self.spec.open_outputs(state.stream_id, started.source, started.live,
+                                                 state.events.class_names)
+        self.publish(state, [state.events.stream_started(
+            source=started.source, width=started.width, height=started.height, fps=started.fps,
+            live=started.live, frames=started.frames)])
+        self.report(event="stream.started", stream=state.stream_id, frames=started.frames)
 
     def _handle(self, parts) -> None:
+        """Decode one message and act on it; a bad or unexpected one is counted and dropped."""
         try:
-            kind = messages.message_type(parts)
-            if kind == "detections":
-                msg = messages.decode_detections(parts)
-            else:
-                control = messages.decode_control(parts)
+            message = messages.decode(parts)
         except messages.ProtocolError as exc:
-            self.bad_messages += 1
-            log.warning("dropped a bad message: %s", exc)
+            self._drop(f"dropped a bad message: {exc}")
             return
-        if kind == "detections":
-            state = self._stream(msg.stream_id)
-            if msg.seq < state.next_seq or state.ended:
-                self.bad_messages += 1  # duplicate or late after a skip
-                return
-            state.buffer[msg.seq] = msg
-            if state.buffered_since is None:
-                state.buffered_since = time.monotonic()
-        elif control.kind == "stream.started":
-            self._start_stream(control)
-        elif control.kind == "stream.stalled":
-            state = self._stream(control.stream_id)
-            self.publish(state, [state.events.stream_event(
-                "stream.stalled", state.last_frame, state.last_ts, seconds=control.fields.get("seconds", 0))])
-        elif control.kind == "stream.ended":
-            state = self._stream(control.stream_id)
-            state.end_seq = control.fields["seq"]
-            state.end_fields = {"reason": str(control.fields.get("reason", "eof")),
-                                "dropped": int(control.fields.get("dropped", 0) or 0)}
-        self._drain(self._stream(msg.stream_id if kind == "detections" else control.stream_id))
+        handler = self._handlers.get(type(message))
+        if handler is None:
+            self._drop(f"dropped a {message.TYPE} message: the tracker takes detections and control only")
+            return
+        handler(message)
+        self._drain(self._stream(message.stream_id))
+
+    def _drop(self, why: str) -> None:
+        self.bad_messages += 1
+        log.warning("%s", why)
+
+    def _buffer_detections(self, msg: messages.DetectionsMessage) -> None:
+        state = self._stream(msg.stream_id)
+        if msg.seq < state.next_seq or state.ended or msg.seq in state.buffer:
+            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: duplicate, or late after a skip")
+            return
+        state.buffer[msg.seq] = msg
+        if state.buffered_since is None:
+            state.buffered_since = time.monotonic()
+
+    def _stall_stream(self, stalled: messages.StreamStalled) -> None:
+        state = self._stream(stalled.stream_id)
+        self.publish(state, [state.events.stream_stalled(state.last_frame, state.last_ts, seconds=stalled.seconds)])
+
+    def _note_end(self, ended: messages.StreamEnded) -> None:
+        self._stream(ended.stream_id).end = ended
 
     def _drain(self, state: StreamState) -> None:
         """Process buffered frames in order; give up a missing one after the reorder timeout."""
@@ -172,14 +178,28 @@ class TrackerStage:
                 state.buffered_since = time.monotonic() if state.buffer else None
                 continue
             if state.buffer and time.monotonic() - (state.buffered_since or 0) > self.spec.reorder_timeout_s:
-                state.skipped += 1
-                state.next_seq += 1
+                first = min(state.buffer)  # give up every missing frame before it at once (a gap may be huge)
+                state.skipped += first - state.next_seq
+                state.next_seq = first
                 continue
             break
-        if state.end_seq is not None and state.next_seq >= state.end_seq and not state.ended:
+        if state.end is not None and state.next_seq >= state.end.seq and not state.ended:
             self._end_stream(state)
 
+    def _fits_stream(self, state: StreamState, msg: messages.DetectionsMessage) -> bool:
+        """Whether ``msg`` can follow the stream's frames so far: a later frame index, and
+        the embedding size of its earlier detections (the tracker refuses either)."""
+        dim = msg.detections.embeddings.shape[1] if len(msg.detections) else 0
+        if msg.index <= state.last_frame or (dim and state.embedding_dim and dim != state.embedding_dim):
+            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after {state.last_frame}, "
+                       f"embedding size {dim} after {state.embedding_dim}")
+            return False
+        state.embedding_dim = state.embedding_dim or dim
+        return True
+
     def _track(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
+        if not self._fits_stream(state, msg):
+            return
         snapshots = state.tracker.update(msg.detections, msg.index)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
         state.snapshots = [s for s in snapshots if s.state != "deleted"]
@@ -211,14 +231,15 @@ class TrackerStage:
         state.ended = True
         self._report_progress(state)
         events = state.events.end_all(state.last_frame, state.last_ts, state.snapshots)
-        events.append(state.events.stream_event(
-            "stream.ended", state.last_frame, state.last_ts, frames=state.frames,
-            skipped=state.skipped, **state.end_fields))
+        end = state.end
+        events.append(state.events.stream_ended(state.last_frame, state.last_ts, frames=state.frames,
+                                                skipped=state.skipped, reason=end.reason, dropped=end.dropped))
         self.publish(state, events)
         if state.sinks is not None:
             state.sinks.close()
             self._report_sink_errors(state)
-        self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, **state.end_fields)
+        self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, reason=end.reason,
+                    dropped=end.dropped)
 
     def done(self) -> bool:
         expected = self.spec.expected_streams
