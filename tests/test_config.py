@@ -33,7 +33,7 @@ def test_repository_config_is_valid():
     ({"sources": [{"id": "a"}]}, r"sources\[0\].url: missing"),
     ({"sources": [{"url": "a.mp4", "encoding": "png"}]}, r"sources\[0\].encoding: must be one of"),
     ({"sources": [{"url": "a.mp4", "id": "bad id!"}]}, r"sources\[0\].id"),
-    ({"sources": [{"url": "a.mp4", "decode_threads": -1}]}, r"sources\[0\].decode_threads: must be >= 0"),
+    ({"sources": [{"url": "a.mp4", "decode_threads": -1}]}, r"sources\[0\].decode_threads: must be 0 or more"),
     ({"sources": [{"url": "a.mp4", "id": "x"}, {"url": "b.mp4", "id": "x"}]}, "duplicate stream id"),
     ({"events": {"endpoint": "http://x"}}, "events.endpoint"),
     ({"output": {"video": "yes"}}, "output.video: expected true or false"),
