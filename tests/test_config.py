@@ -231,3 +231,22 @@ def test_track_detections_reads_the_tracker_table_of_a_service_config(tmp_path):
         load_tracker_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_tracker_config(tmp_path / "none.toml")
+
+
+def test_vidtrack_track_validates_its_command_line_values_with_the_file(tmp_path):
+    from vidtrack.commands.track import build_config
+
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"")  # only its name is used here
+    path = tmp_path / "c.toml"
+    path.write_text('[[sources]]\nurl = "other.mp4"\n[detector]\nbatch_size = 4\n[tracker]\nmax_age = 12\n')
+    config = build_config(str(video), config_path=str(path), conf=0.5, out=str(tmp_path / "out"))
+    assert [s.id for s in config.sources] == ["clip"] and config.sources[0].url == str(video)
+    assert (config.detector.batch_size, config.detector.conf_threshold) == (4, 0.5)
+    assert config.tracker.max_age == 12 and config.tracker.low_score_threshold == 0.5
+    assert config.output.video and config.output.dir == str(tmp_path / "out")
+    with pytest.raises(ConfigError, match="detector.embedder"):
+        build_config(str(video), embedder="hist")
+    path.write_text("[tracker]\nlow_score_threshold = 0.3\n")
+    with pytest.raises(ConfigError, match="tracker.low_score_threshold.*detector.conf_threshold"):
+        build_config(str(video), config_path=str(path), conf=0.5)
