@@ -31,12 +31,10 @@ import setproctitle
 from workers.detector_worker import DetectorStageSpec, detector_main
 from wire import frame_ring
 from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
-from pipeline.config import Config
+from pipeline.config import Config, check_config
 from pipeline.sinks import SinkSettings
 from workers.tracker_worker import TrackerStageSpec, tracker_main
-from tracker import TrackerConfig
-from wire.transport import Security, check_bind_host
-from base.paths import resolve_model
+from wire.transport import check_bind_host
 from workers.grabber import GrabberSpec, grabber_main
 
 log = logging.getLogger(__name__)
@@ -126,8 +124,12 @@ class Endpoints:
             self.detections = f"tcp://{t.host}:{t.base_port}"
             self.frames = [f"tcp://{t.host}:{t.base_port + 1 + i}" for i in range(n)]
         self.events = config.events.endpoint
-        for endpoint in [self.detections, self.events, *self.frames]:
-            check_bind_host(endpoint, t.allow_remote)
+        try:
+            for endpoint in [self.detections, self.events, *self.frames]:
+                check_bind_host(endpoint, t.allow_remote)
+        except Exception:
+            self.cleanup()  # a refused address leaves no temp folder behind
+            raise
 
     def cleanup(self) -> None:
         if self._tmp:
@@ -138,6 +140,7 @@ class Service:
     """Runs the whole pipeline for a config until every file source ends or :meth:`stop`."""
 
     def __init__(self, config: Config, progress: bool | None = None, verbose: bool = False):
+        check_config(config)  # a config built in code, or changed after loading, is refused here too
         self.config = config
         self.progress = config.output.progress if progress is None else progress
         self.verbose = verbose
@@ -148,7 +151,7 @@ class Service:
         self.stop_detectors = self.ctx.Event()
         self.stop_tracker = self.ctx.Event()
         self.endpoints = Endpoints(config)
-        self.security = Security(config.security.keys_dir)
+        self.security = config.security
         self.summary = RunSummary(out_dir=config.output.dir or None)
         self._bars: dict = {}
         self._detector_stats: dict[str, dict] = {}
@@ -165,24 +168,18 @@ class Service:
             return 0
         return t.hwm + (d.workers * (2 if d.prefetch else 1) + 1) * d.batch_size
 
-    # ---- specs
+    # ---- specs: each stage's settings plus what is decided here (endpoints, security, CPUs, rings)
     def _grabber_specs(self) -> list[GrabberSpec]:
-        return [GrabberSpec(stream_id=s.id, url=s.url, endpoint=ep, security=self.security, encoding=s.encoding,
-                            hwm=self.config.transport.hwm, live=s.live, stall_seconds=s.stall_seconds,
-                            reconnect_attempts=s.reconnect_attempts, max_frames=s.max_frames,
-                            decode_threads=s.decode_threads, ring_slots=self._ring_slots(s),
-                            ring_prefix=self.ring_prefix)
+        return [GrabberSpec(s, endpoint=ep, security=self.security, hwm=self.config.transport.hwm,
+                            ring_slots=self._ring_slots(s), ring_prefix=self.ring_prefix)
                 for s, ep in zip(self.config.sources, self.endpoints.frames)]
 
     def _detector_spec(self) -> DetectorStageSpec:
         d = self.config.detector
         return DetectorStageSpec(
             frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
-            model=resolve_model(d.model), embedder=d.embedder, conf_threshold=d.conf_threshold,
-            iou_threshold=d.iou_threshold, batch_size=d.batch_size, batch_wait_ms=d.batch_wait_ms,
-            hwm=self.config.transport.hwm, security=self.security,
+            detector=d, hwm=self.config.transport.hwm, security=self.security,
             threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0),
-            prefetch=d.prefetch,
             # the letterbox of the next batch starts on the grabbers' and tracker's CPUs, and the
             # network thread takes over what is left when it gets there first: the work goes to
             # the side with time to spare. With the whole letterbox fixed on the grabbers' CPUs
@@ -192,8 +189,7 @@ class Service:
 
     def _tracker_spec(self) -> TrackerStageSpec:
         return TrackerStageSpec(
-            detections_endpoint=self.endpoints.detections, events_endpoint=self.endpoints.events,
-            tracker=self.config.tracker, event_mode=self.config.events.mode,
+            detections_endpoint=self.endpoints.detections, tracker=self.config.tracker, events=self.config.events,
             open_outputs=self._sink_settings(), expected_streams=[s.id for s in self.config.sources],
             security=self.security)
 
@@ -203,7 +199,7 @@ class Service:
             return None
         return SinkSettings(
             o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video,
-            coast_frames=TrackerConfig.from_dict(self.config.tracker).coast_frames,
+            coast_frames=self.config.tracker.coast_frames,
             # decoding, drawing and encoding the annotated video cost ~10x the tracking: its
             # threads may use every CPU, the detector's included (vidtrack track on the
             # towncentre clip, interleaved runs: steady state 72 frames/s, 50 with the video
@@ -253,7 +249,7 @@ class Service:
             self.summary.streams[s.id] = StreamSummary(s.id, s.url)
         self.tracker, self.detectors, self.grabbers = None, {}, {}
         try:  # an error while the stages start still removes what was made (temp folder, rings)
-            detector_spec = self._detector_spec()  # resolves the model name before anything starts
+            detector_spec = self._detector_spec()
             self._start_stages(detector_spec)
             self._supervise(detector_spec)
         except KeyboardInterrupt:

@@ -10,6 +10,7 @@ import zmq
 from detector.appearance import ColourHistogramEmbedder
 from detector.model import build_model
 from detector.runtime import Detector
+from workers.detector_config import DetectorConfig
 from workers.detector_worker import DetectorStage, DetectorStageSpec
 from wire import messages
 from tests.helpers import start_catching
@@ -44,8 +45,8 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     frames_ep, dets_ep, push, pull = sockets
     allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     prefetch_cpus = allowed[-1:] or None  # one CPU: the prefetch thread is kept to it
-    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=50,
-                             prefetch=prefetch, prefetch_cpus=prefetch_cpus)
+    spec = DetectorStageSpec([frames_ep], dets_ep, DetectorConfig(batch_size=4, batch_wait_ms=50, prefetch=prefetch),
+                             prefetch_cpus=prefetch_cpus)
     stop = threading.Event()
     stage = DetectorStage(spec, detector, ColourHistogramEmbedder(), stop)
     thread = threading.Thread(target=stage.run)
@@ -121,7 +122,7 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detecto
             return BatchPreparation(images, detector.input_size, resize="no such mode")
 
     frames_ep, dets_ep, push, _ = sockets
-    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=2, batch_wait_ms=10)
+    spec = DetectorStageSpec([frames_ep], dets_ep, DetectorConfig(batch_size=2, batch_wait_ms=10))
     stage = DetectorStage(spec, FailingPrepare(), None, threading.Event())
     thread, errors = start_catching(stage.run, ValueError)
     try:

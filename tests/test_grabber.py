@@ -9,7 +9,7 @@ import zmq
 from wire import messages
 from tests.helpers import decode_all, start_catching, write_test_video
 from base.errors import SourceError
-from workers.grabber import Grabber, GrabberSpec
+from workers.grabber import Grabber, GrabberSpec, SourceConfig
 from workers.sources import VideoSource, source_kind
 
 
@@ -75,7 +75,7 @@ def test_file_is_lossless_and_in_order_with_a_slow_consumer(tmp_path):
     expected = decode_all(video)
     endpoint = f"ipc://{tmp_path}/f0"
     release = threading.Event()
-    grabber = Grabber(GrabberSpec("s1", str(video), endpoint, hwm=2), release=release)
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "s1"), endpoint, hwm=2), release=release)
     thread = threading.Thread(target=grabber.run)
     thread.start()
     frames, controls = _receive_all(endpoint, delay_s=0.005)
@@ -105,7 +105,7 @@ def test_file_through_a_shared_memory_ring_is_lossless_and_exact(tmp_path):
     endpoint = f"ipc://{tmp_path}/f0"
     release = threading.Event()
     prefix = f"vidtrack-gtest{tmp_path.name[-8:]}"
-    grabber = Grabber(GrabberSpec("s1", str(video), endpoint, hwm=2, ring_slots=3, ring_prefix=prefix),
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "s1"), endpoint, hwm=2, ring_slots=3, ring_prefix=prefix),
                       release=release)
     thread = threading.Thread(target=grabber.run)
     thread.start()
@@ -144,7 +144,7 @@ def test_live_source_drops_old_frames_instead_of_building_latency(tmp_path):
     video = write_test_video(tmp_path / "v.avi", frames=300)
     endpoint = f"ipc://{tmp_path}/f0"
     release = threading.Event()
-    grabber = Grabber(GrabberSpec("live", str(video), endpoint, hwm=1, live=True), release=release)
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "live", live=True), endpoint, hwm=1), release=release)
     thread = threading.Thread(target=grabber.run)
     thread.start()
     frames, controls = _receive_all(endpoint, delay_s=0.02)
@@ -163,7 +163,7 @@ def test_stop_ends_a_file_early_with_an_end_marker(tmp_path):
     endpoint = f"ipc://{tmp_path}/f0"
     stop = threading.Event()
     release = threading.Event()
-    grabber = Grabber(GrabberSpec("s", str(video), endpoint, hwm=1), stop=stop, release=release)
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "s"), endpoint, hwm=1), stop=stop, release=release)
     thread = threading.Thread(target=grabber.run)
     thread.start()
     threading.Timer(0.3, stop.set).start()
@@ -177,7 +177,7 @@ def test_stop_ends_a_file_early_with_an_end_marker(tmp_path):
 def test_grabber_reports_missing_source_and_still_ends_stream(tmp_path):
     endpoint = f"ipc://{tmp_path}/f0"
     reports = []
-    grabber = Grabber(GrabberSpec("s", str(tmp_path / "missing.mp4"), endpoint),
+    grabber = Grabber(GrabberSpec(SourceConfig(str(tmp_path / "missing.mp4"), "s"), endpoint),
                       report=lambda **kw: reports.append(kw))
     thread, errors = start_catching(grabber.run, SourceError)
     frames, controls = _receive_all(endpoint)
@@ -195,7 +195,7 @@ def test_network_camera_is_live_reconnects_then_ends(tmp_path):
     endpoint = f"ipc://{tmp_path}/f0"
     with MjpegCamera(frames=30, fps=100) as camera:
         release = threading.Event()
-        grabber = Grabber(GrabberSpec("cam", camera.url, endpoint, hwm=2, reconnect_attempts=2), release=release)
+        grabber = Grabber(GrabberSpec(SourceConfig(camera.url, "cam", reconnect_attempts=2), endpoint, hwm=2), release=release)
         thread = threading.Thread(target=grabber.run)
         thread.start()
         frames, controls = _receive_all(endpoint, timeout_s=30)
@@ -232,7 +232,7 @@ def test_file_frames_are_decoded_into_ring_slots_and_no_slot_leaks(tmp_path):
         pytest.skip("no writable /dev/shm")
     video = write_test_video(tmp_path / "v.avi", frames=4)
     prefix = f"vidtrack-rtest{tmp_path.name[-8:]}"
-    grabber = Grabber(GrabberSpec("s1", str(video), f"ipc://{tmp_path}/f0", ring_slots=8, ring_prefix=prefix))
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "s1"), f"ipc://{tmp_path}/f0", ring_slots=8, ring_prefix=prefix))
     try:
         with VideoSource(str(video)) as src:
             item, slot = grabber._read_into_ring(src, None)

@@ -8,11 +8,12 @@ from base.types import Detections
 from wire import messages
 from workers import tracker_worker as tracker_stage
 from pipeline.sinks import SinkSettings
-from workers.tracker_worker import TrackerStage, TrackerStageSpec
+from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec
 
 
 def _stage(tmp_path, reports):
-    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det",
+                            events=EventsConfig(endpoint=f"ipc://{tmp_path}/ev"),
                             expected_streams=["s"])
     return TrackerStage(spec, report=lambda **kw: reports.append(kw))
 
@@ -95,7 +96,8 @@ def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, mo
     output only: the stage reports the error and tracks, publishes and writes the rest."""
     monkeypatch.setattr(tracker_stage, "PROGRESS_INTERVAL_S", 3600.0)  # one progress report
     reports = []
-    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det",
+                            events=EventsConfig(endpoint=f"ipc://{tmp_path}/ev"),
                             expected_streams=["s"],
                             open_outputs=SinkSettings(str(tmp_path / "out"), video=True))
     stage = TrackerStage(spec, report=lambda **kw: reports.append(kw))

@@ -1,11 +1,12 @@
-"""Tracker settings: one dataclass, every knob with a default, validated ``from_dict``."""
+"""Tracker settings: one dataclass, every knob with a default and its constraints
+(:mod:`base.settings`), checked whenever one is built."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from base.errors import ConfigError
+from base.settings import check_fields, from_table, setting
 
 
 @dataclass
@@ -32,7 +33,8 @@ class TrackerConfig:
     low_score_threshold: detections in [low, high) get a ByteTrack-style second round with
         confirmed tracks; below low they are dropped. low >= high disables the round.
     low_round_max_iou_distance: IoU ceiling of that second round.
-    new_track_threshold: min score to start a track (None = high_score_threshold).
+    new_track_threshold: min score to start a track (None = high_score_threshold); only
+        high-score detections start tracks, so a value below high_score_threshold is refused.
     observation_recovery: OC-SORT's OCR, a last IoU round between unmatched tracks' last
         observed boxes and the remaining detections.
     oru: OC-SORT's observation-centric re-update: after a gap, re-run the filter from the
@@ -64,107 +66,46 @@ class TrackerConfig:
     appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
     """
 
-    max_age: int = 30
-    n_init: int = 3
-    max_cosine_distance: float = 0.3
-    max_iou_distance: float = 0.8
-    secondary_iou_distance: float = 0.7
-    gallery_budget: int = 100
-    embedding_ema: Optional[float] = 0.9
+    max_age: int = setting(30, minimum=1)
+    n_init: int = setting(3, minimum=1)
+    max_cosine_distance: float = setting(0.3, minimum=0.0, maximum=2.0)
+    max_iou_distance: float = setting(0.8, minimum=0.0, maximum=1.0)
+    secondary_iou_distance: float = setting(0.7, minimum=0.0, maximum=1.0)
+    gallery_budget: int = setting(100, minimum=1)
+    embedding_ema: Optional[float] = setting(0.9, minimum=0.0, below=1.0)
     gating: bool = True
     iou_gating: bool = False
     gating_position_only: bool = False
-    kalman: str = "batched"
-    aspect_process_std: float = 0.05
-    aspect_measurement_std: float = 0.05
+    kalman: str = setting("batched", choices=("batched", "filterpy"))
+    aspect_process_std: float = setting(0.05, above=0.0, maximum=10.0)
+    aspect_measurement_std: float = setting(0.05, above=0.0, maximum=10.0)
     appearance: bool = True
     matching_cascade: bool = True
     high_score_threshold: float = 0.7
     low_score_threshold: float = 0.1
-    low_round_max_iou_distance: float = 0.5
+    low_round_max_iou_distance: float = setting(0.5, minimum=0.0, maximum=1.0)
     new_track_threshold: Optional[float] = None
     observation_recovery: bool = False
     oru: bool = False
-    iou_rescue_max_age: int = 1
+    iou_rescue_max_age: int = setting(1, minimum=1)
     class_aware: bool = True
     fuse_score: bool = True
     low_round_tentative: bool = False
-    direction_weight: float = 0.0
-    direction_delta_t: int = 3
-    coast_frames: int = 2
+    direction_weight: float = setting(0.0, minimum=0.0, maximum=1.0)
+    direction_delta_t: int = setting(3, minimum=1)
+    coast_frames: int = setting(2, minimum=0)  # frames (tracks are deleted at max_age anyway)
 
     def __post_init__(self) -> None:
-        self.validate()
-
-    def validate(self) -> None:
-        def bad(key: str, why: str) -> ConfigError:
-            return ConfigError(f"tracker.{key}: {why} (got {getattr(self, key)!r})")
-
-        if self.max_age < 1:
-            raise bad("max_age", "must be >= 1 frame")
-        if self.n_init < 1:
-            raise bad("n_init", "must be >= 1")
-        if self.gallery_budget < 1:
-            raise bad("gallery_budget", "must be >= 1")
-        if self.kalman not in ("batched", "filterpy"):
-            raise bad("kalman", 'must be "batched" or "filterpy"')
-        if not 0.0 <= self.max_cosine_distance <= 2.0:
-            raise bad("max_cosine_distance", "must be in 0..2")
-        for key in ("max_iou_distance", "secondary_iou_distance", "low_round_max_iou_distance"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise bad(key, "must be in 0..1")
-        if self.embedding_ema is not None and not 0.0 <= self.embedding_ema < 1.0:
-            raise bad("embedding_ema", "must be in [0, 1) or None")
-        if not 0.0 <= self.direction_weight <= 1.0:
-            raise bad("direction_weight", "must be in 0..1")
-        if self.direction_delta_t < 1:
-            raise bad("direction_delta_t", "must be >= 1 frame")
-        if self.coast_frames < 0:
-            raise bad("coast_frames", "must be >= 0 frames (tracks are deleted at max_age anyway)")
-        for key in ("aspect_process_std", "aspect_measurement_std"):
-            if not 0.0 < getattr(self, key) <= 10.0:
-                raise bad(key, "must be in (0, 10]")
-        if self.iou_rescue_max_age < 1:
-            raise bad("iou_rescue_max_age", "must be >= 1")
+        check_fields(self, "tracker")
+        if self.new_track_threshold is not None and self.new_track_threshold < self.high_score_threshold:
+            raise ConfigError(
+                f"tracker.new_track_threshold: below tracker.high_score_threshold ({self.high_score_threshold:g}), "
+                "where it does nothing (only detections at or above high_score_threshold start tracks), "
+                f"got {self.new_track_threshold!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrackerConfig":
         """Build from a plain dict (e.g. the ``[tracker]`` table of config.toml).
 
-        Unknown keys and wrong types raise ConfigError naming the key."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"tracker: expected a table, got {type(d).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        kwargs = {}
-        for key, value in d.items():
-            if key not in fields:
-                raise ConfigError(f"tracker.{key}: unknown key (known: {', '.join(fields)})")
-            kwargs[key] = _check_type(key, fields[key].type, value)
-        return cls(**kwargs)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _check_type(key: str, typ: Any, value: Any) -> Any:
-    t = str(typ)
-    optional = t.startswith("Optional")
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"tracker.{key}: must not be empty")
-    base = t.removeprefix("Optional[").removesuffix("]")
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise ConfigError(f"tracker.{key}: expected true/false, got {value!r}")
-    elif base == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"tracker.{key}: expected an integer, got {value!r}")
-    elif base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"tracker.{key}: expected a number, got {value!r}")
-        value = float(value)
-    elif base == "str":
-        if not isinstance(value, str):
-            raise ConfigError(f"tracker.{key}: expected a string, got {value!r}")
-    return value
+        Unknown keys, wrong types and values out of range raise ConfigError naming the key."""
+        return from_table(cls, d, "tracker")

@@ -18,15 +18,35 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from base.errors import ConfigError
+from base.settings import setting
 
 log = logging.getLogger(__name__)
+KEY_FILES = ("server.key_secret", "client.key_secret")  # what SocketFactory loads
+
+
+def _keys_problem(keys_dir: str) -> str | None:
+    missing = [name for name in KEY_FILES if not (Path(keys_dir) / name).is_file()]
+    return f"no CURVE keys there (missing {', '.join(missing)}; make them with `vidtrack keys DIR`)" if missing else None
+
+
+@dataclass
+class TransportConfig:
+    """The ``[transport]`` table: how stages reach each other."""
+
+    kind: str = setting("ipc", choices=("ipc", "tcp"))  # "ipc" (one machine) or "tcp"
+    host: str = setting("127.0.0.1", non_empty=True)
+    base_port: int = setting(5550, minimum=1, maximum=65535)  # tcp: detections here, frames of source i on + 1 + i
+    allow_remote: bool = False  # bind beyond loopback only when true
+    hwm: int = setting(4, minimum=1)  # frames queued per socket
+    shared_memory: bool = True  # ipc + raw frames: pixels go through a shared-memory ring, not the socket
 
 
 @dataclass(frozen=True)
 class Security:
-    """CURVE settings; ``keys_dir`` None means plain (unauthenticated) sockets."""
+    """CURVE settings (the ``[security]`` table); ``keys_dir`` None means plain
+    (unauthenticated) sockets."""
 
-    keys_dir: str | None = None
+    keys_dir: str | None = setting(None, check=_keys_problem)
 
     @property
     def enabled(self) -> bool:

@@ -30,27 +30,33 @@ from wire import messages
 from workers.affinity import pin_this_thread
 from wire.frame_ring import RingReader
 from wire.transport import Security, SocketFactory
+from base.paths import resolve_model
+from workers.detector_config import DetectorConfig
 
 log = logging.getLogger(__name__)
 
 
+def _from_config(name: str) -> property:
+    return property(lambda spec: getattr(spec.detector, name), doc=f"``detector.{name}``")
+
+
 @dataclass
 class DetectorStageSpec:
-    """Everything one detector process needs (picklable)."""
+    """Everything one detector process needs (picklable): the ``[detector]`` settings and
+    what the service decides at start (endpoints, security, threads, CPUs)."""
 
     frame_endpoints: list[str]
     detections_endpoint: str
-    model: str
-    embedder: str | None = "histogram"
-    conf_threshold: float = 0.25
-    iou_threshold: float = 0.45
-    batch_size: int = 8
-    batch_wait_ms: float = 2.0
-    hwm: int = 4
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    hwm: int = 4  # transport.hwm
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
-    prefetch: bool = True  # receive and letterbox the next batch on a second thread
-    prefetch_cpus: list[int] | None = None  # CPUs for that thread (None: the process's own)
+    prefetch_cpus: list[int] | None = None  # CPUs for the prefetch thread (None: the process's own)
+
+    # the settings, as the stage reads them
+    batch_size = _from_config("batch_size")
+    batch_wait_ms = _from_config("batch_wait_ms")
+    prefetch = _from_config("prefetch")
 
 
 @dataclass
@@ -98,8 +104,10 @@ def load_models(spec: DetectorStageSpec):
     from detector.runtime import Detector
 
     configure_threads(spec.threads)
-    detector = Detector.load(spec.model, conf_threshold=spec.conf_threshold, iou_threshold=spec.iou_threshold)
-    embedder = load_embedder(spec.embedder)
+    settings = spec.detector
+    detector = Detector.load(resolve_model(settings.model), conf_threshold=settings.conf_threshold,
+                             iou_threshold=settings.iou_threshold)
+    embedder = load_embedder(settings.embedder)
     return detector, embedder
 
 

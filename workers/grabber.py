@@ -8,6 +8,7 @@ overwritten before it could be sent is counted as dropped.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from wire import messages
 from wire.frame_ring import RingWriter
 from wire.transport import Security, SocketFactory
 from base.errors import SourceError
+from base.settings import setting
 from base.types import Frame
 from workers.sources import VideoSource
 
@@ -26,24 +28,56 @@ log = logging.getLogger(__name__)
 END_MARKER_TIMEOUT_S = 10.0
 
 
+STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def stream_id_problem(stream_id: str) -> str | None:
+    """What is wrong with a stream id (it names events topics and output files), or None."""
+    if not STREAM_ID.match(stream_id) or set(stream_id) == {"."}:
+        return "must be 1-64 letters, digits, '_', '-' or '.', and not dots only"
+    return None
+
+
+@dataclass
+class SourceConfig:
+    """One ``[[sources]]`` table: a video file, a camera index or an rtsp/http URL."""
+
+    url: str = setting("", non_empty=True)
+    id: str = setting("", check=lambda s: stream_id_problem(s) if s else None)  # "": made from the url
+    live: bool | None = None  # None: decided from the source (files lossless, cameras/URLs live)
+    encoding: str = setting("raw", choices=("raw", "jpeg"))  # "raw" (zero-copy pixels) or "jpeg" (slow links)
+    max_frames: int = setting(0, minimum=0)  # 0 = whole source
+    stall_seconds: float = setting(5.0, above=0.0)  # live: stream.stalled after this long without a frame
+    reconnect_attempts: int = setting(3, minimum=0)  # live: reopen a source that stops answering
+    decode_threads: int = setting(1, minimum=0)  # FFmpeg decoding threads (0 = OpenCV's default, one per core)
+
+
+def _from_source(name: str) -> property:
+    return property(lambda spec: getattr(spec.source, name), doc=f"``source.{name}``")
+
+
 @dataclass
 class GrabberSpec:
-    """Everything one grabber process needs (picklable)."""
+    """Everything one grabber process needs (picklable): its source's settings and what the
+    service decides at start (endpoint, security, ring)."""
 
-    stream_id: str
-    url: str
+    source: SourceConfig
     endpoint: str
     security: Security = field(default_factory=Security)
-    encoding: str = "raw"  # "raw" or "jpeg"
-    hwm: int = 4  # frames queued in the socket at most
-    live: bool | None = None  # None = decide from the source kind
-    stall_seconds: float = 5.0
-    reconnect_attempts: int = 3
-    max_frames: int = 0  # 0 = no limit
-    decode_threads: int = 1  # FFmpeg threads (0 = OpenCV's default)
+    hwm: int = 4  # frames queued in the socket at most (transport.hwm)
     hold_open_s: float = 120.0  # longest wait for downstream after the end marker
     ring_slots: int = 0  # >0: raw frames go through a shared-memory ring of this many slots (ipc only)
     ring_prefix: str = "vidtrack-ring"  # ring file names under /dev/shm start with this
+
+    # the source settings, as the grabber reads them
+    stream_id = _from_source("id")
+    url = _from_source("url")
+    live = _from_source("live")
+    encoding = _from_source("encoding")
+    max_frames = _from_source("max_frames")
+    stall_seconds = _from_source("stall_seconds")
+    reconnect_attempts = _from_source("reconnect_attempts")
+    decode_threads = _from_source("decode_threads")
 
 
 @dataclass

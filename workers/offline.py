@@ -4,29 +4,28 @@ run)."""
 from __future__ import annotations
 
 import time
-import tomllib
 from pathlib import Path
+from typing import Any
 
-from base.errors import ConfigError
+from base.settings import read_toml
 from base.types import Detections
 from tracker import Tracker, TrackerConfig
 from tracker.interpolation import interpolate_gaps
 
+SERVICE_TABLES = {"sources", "transport", "security", "detector", "events", "output"}  # config.toml's others
+
 
 def load_tracker_config(path: str | Path | None, overrides: dict | None = None) -> TrackerConfig:
-    """TrackerConfig from the ``[tracker]`` table of a TOML file (or its top level), plus overrides."""
-    d: dict = {}
+    """TrackerConfig from the ``[tracker]`` table of a config file, read and checked as
+    ``vidtrack run`` reads it (a file of tracker keys alone is taken whole), plus overrides."""
+    table: Any = {}
     if path is not None:
-        try:
-            with open(path, "rb") as fh:
-                doc = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
-        d = dict(doc.get("tracker", doc))
-    d.update(overrides or {})
-    return TrackerConfig.from_dict(d)
+        doc = read_toml(path)
+        service_config = "tracker" in doc or bool(SERVICE_TABLES & set(doc))
+        table = doc.get("tracker", {}) if service_config else doc
+    if overrides and isinstance(table, dict):
+        table = {**table, **overrides}
+    return TrackerConfig.from_dict(table)
 
 
 def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frames: int | None = None,

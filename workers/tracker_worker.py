@@ -18,6 +18,7 @@ import zmq
 from wire import messages
 from wire.events import EventBuilder
 from wire.transport import Security, SocketFactory
+from base.settings import setting
 from tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -44,19 +45,35 @@ class StreamOutputs(Protocol):
 OpenOutputs = Callable[[str, str, bool, list], StreamOutputs]
 
 
+def _endpoint_problem(endpoint: str) -> str | None:
+    return None if endpoint.startswith(("tcp://", "ipc://", "inproc://")) else "must start with tcp://, ipc:// or inproc://"
+
+
+@dataclass
+class EventsConfig:
+    """The ``[events]`` table: where track events are published, and how."""
+
+    endpoint: str = setting("tcp://127.0.0.1:5560", check=_endpoint_problem)  # PUB socket; topic = stream id
+    mode: str = setting("tracks", choices=("tracks", "frame"))  # "tracks": one track.updated per track; "frame": one per frame
+
+
 @dataclass
 class TrackerStageSpec:
-    """Everything the tracker process needs (picklable)."""
+    """Everything the tracker process needs (picklable): the ``[tracker]`` and ``[events]``
+    settings and what the service decides at start (endpoint, outputs, streams, security)."""
 
     detections_endpoint: str
-    events_endpoint: str
-    tracker: dict = field(default_factory=dict)  # TrackerConfig fields
-    event_mode: str = "tracks"
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
     open_outputs: OpenOutputs | None = None  # None: events only, no files
     expected_streams: list[str] = field(default_factory=list)
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
     security: Security = field(default_factory=Security)
+
+    # the events settings, as the stage reads them
+    events_endpoint = property(lambda spec: spec.events.endpoint)
+    event_mode = property(lambda spec: spec.events.mode)
 
 
 @dataclass
@@ -87,7 +104,7 @@ class TrackerStage:
         self.spec = spec
         self.stop = stop
         self.report = report or (lambda **kw: None)
-        self.tracker_config = TrackerConfig.from_dict(spec.tracker)
+        self.tracker_config = spec.tracker
         self.streams: dict[str, StreamState] = {}
         self.bad_messages = 0
         self._factory = SocketFactory(spec.security)

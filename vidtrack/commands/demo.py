@@ -32,7 +32,7 @@ def free_tcp_port() -> int:
 
 
 def main(args) -> int:
-    from pipeline.config import Config, SourceConfig
+    from pipeline.config import config_from_dict
     from pipeline.report import format_summary
     from pipeline.service import Service
     from pipeline.subscriber import EventCollector
@@ -41,15 +41,14 @@ def main(args) -> int:
 
     out = Path(args.out)
     scene_dir = out / "scene"
+    config = config_from_dict({  # checked before the scene is made
+        "sources": [{"url": str(scene_dir / "video.mp4"), "id": "demo"}],
+        "detector": {"model": args.model, "embedder": args.embedder},
+        "events": {"endpoint": f"tcp://127.0.0.1:{free_tcp_port()}"},
+        "output": {"dir": str(out), "video": not args.no_video},
+    })
     print(f"1/3 generating a {args.frames}-frame synthetic scene (seed {args.seed}) in {scene_dir}/")
     write_scene(scene_dir, SceneConfig(num_frames=args.frames, seed=args.seed))
-
-    config = Config(sources=[SourceConfig(url=str(scene_dir / "video.mp4"), id="demo")])
-    config.detector.model = args.model
-    config.detector.embedder = args.embedder
-    config.events.endpoint = f"tcp://127.0.0.1:{free_tcp_port()}"
-    config.output.dir = str(out)
-    config.output.video = not args.no_video
 
     shown = [0]
 

@@ -23,25 +23,27 @@ def register(sub) -> None:
 def build_config(video: str, model: str = "default", out: str | None = None, config_path: str | None = None,
                  embedder: str | None = None, conf: float | None = None, video_sink: bool = True,
                  max_frames: int = 0):
-    from pipeline.config import Config, SourceConfig, _default_stream_id, load_config
+    """The service config for one video: ``config_path``'s tables (its sources are ignored)
+    with the command line's values over them, validated as ``vidtrack run`` does."""
+    from pipeline.config import _default_stream_id, config_from_dict, load_config
     from base.errors import SourceError
     from workers.sources import source_kind
 
-    config = load_config(config_path, require_sources=False) if config_path else Config()
     kind = source_kind(video)
     if kind == "file" and not Path(video).is_file():
         raise SourceError(f"video file not found: {video}")
     stream_id = _default_stream_id(video, 0)
-    config.sources = [SourceConfig(url=str(Path(video).resolve()) if kind == "file" else video, id=stream_id,
-                                   max_frames=max_frames)]
-    config.detector.model = model
-    if embedder:
-        config.detector.embedder = embedder
-    if conf is not None:
-        config.detector.conf_threshold = conf
-    config.output.dir = out or f"runs/{stream_id}"
-    config.output.video = video_sink and kind == "file"
-    return config
+    detector = {"model": model, **({"embedder": embedder} if embedder else {}),
+                **({"conf_threshold": conf} if conf is not None else {})}
+    overrides = {
+        "sources": [{"url": str(Path(video).resolve()) if kind == "file" else video, "id": stream_id,
+                     "max_frames": max_frames}],
+        "detector": detector,
+        "output": {"dir": out or f"runs/{stream_id}", "video": video_sink and kind == "file"},
+    }
+    if config_path:
+        return load_config(config_path, require_sources=False, overrides=overrides)
+    return config_from_dict(overrides)
 
 
 def main(args) -> int:
