@@ -114,7 +114,7 @@ def test_a_sink_that_cannot_open_is_reported_and_the_stream_goes_on(tmp_path, mo
 
 
 def _stage_bare(tmp_path):
-    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events_endpoint=f"ipc://{tmp_path}/ev",
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events=EventsConfig(endpoint=f"ipc://{tmp_path}/ev"),
                             expected_streams=["s"], reorder_timeout_s=1.0)
     return TrackerStage(spec)
 

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from base.types import Detections, Frame
 from wire import frame_ring, messages
 from workers.detector_worker import DetectorStage, DetectorStageSpec
-from workers.tracker_worker import TrackerStage, TrackerStageSpec
+from workers.detector_config import DetectorConfig
+from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 STAGE_FUZZ = settings(max_examples=25, deadline=None,
@@ -285,7 +286,7 @@ def tracker_stage(tmp_path_factory):
     """A real TrackerStage running on a thread, its PULL socket fed by a PUSH socket here;
     yields (stage, push, reports, thread)."""
     folder = tmp_path_factory.mktemp("tracker-fuzz")
-    spec = TrackerStageSpec(detections_endpoint=f"ipc://{folder}/det", events_endpoint=f"ipc://{folder}/ev",
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{folder}/det", events=EventsConfig(endpoint=f"ipc://{folder}/ev"),
                             exit_when_done=False)
     reports: list[dict] = []
     stop = threading.Event()
@@ -359,7 +360,7 @@ def detector_stage(tmp_path_factory):
     class ClassNames:  # what the receive loop asks of the detector: its class names
         class_names = ["a", "b"]
 
-    spec = DetectorStageSpec([frames_ep], dets_ep, model="in-memory", batch_size=4, batch_wait_ms=5)
+    spec = DetectorStageSpec([frames_ep], dets_ep, DetectorConfig(batch_size=4, batch_wait_ms=5))
     stage = DetectorStage(spec, ClassNames(), None)
     yield stage, push, pull
     stage._factory.close()
