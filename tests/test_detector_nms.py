@@ -3,7 +3,8 @@ import numpy as np
 
 import pytest
 
-from detector.nms import iou_matrix, nms, nms_reference
+from base.geometry import iou_matrix
+from detector.nms import nms, nms_reference
 
 
 def _brute_nms(boxes, scores, classes, thr):

@@ -19,7 +19,8 @@ from base.types import Detections
 from tracker import kalman as K
 from tracker.config import TrackerConfig
 from tracker.direction import DirectionHistory
-from tracker.linear_assignment import iou_matrix, matching_cascade, min_cost_matching
+from base.geometry import iou_matrix
+from tracker.linear_assignment import matching_cascade, min_cost_matching
 from tracker.nn_matching import AppearanceBank
 from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
 
