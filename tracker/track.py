@@ -2,11 +2,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
 
-TENTATIVE, CONFIRMED, DELETED = "tentative", "confirmed", "deleted"
+class TrackState(str, Enum):
+    """Where a track is in its life cycle. A str subclass: a state equals its value
+    ("tentative", "confirmed", "deleted"), prints as it and JSON-encodes as it."""
+
+    TENTATIVE = "tentative"
+    CONFIRMED = "confirmed"
+    DELETED = "deleted"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass
@@ -23,7 +33,7 @@ class TrackSnapshot:
     box: np.ndarray
     score: float
     velocity: np.ndarray
-    state: str
+    state: TrackState
     time_since_update: int
     hits: int
     age: int
@@ -32,7 +42,7 @@ class TrackSnapshot:
         """Whether a track row goes into MOT output this frame: confirmed, and matched at most
         ``coast_frames`` frames ago (0 = matched this frame only, the DeepSORT convention;
         during the coast the box is the Kalman prediction)."""
-        return self.state == CONFIRMED and self.time_since_update <= coast_frames
+        return self.state == TrackState.CONFIRMED and self.time_since_update <= coast_frames
 
 
 class Track:
@@ -54,7 +64,7 @@ class Track:
         self.track_id = track_id
         self.class_id = class_id
         self.score = score
-        self.state = CONFIRMED if n_init <= 1 else TENTATIVE
+        self.state = TrackState.CONFIRMED if n_init <= 1 else TrackState.TENTATIVE
         self.hits = 1
         self.age = 0
         self.time_since_update = 0
@@ -72,17 +82,17 @@ class Track:
         self.score = score
         self.last_z = z
         self.last_frame = frame
-        if self.state == TENTATIVE and self.hits >= n_init:
-            self.state = CONFIRMED
+        if self.state == TrackState.TENTATIVE and self.hits >= n_init:
+            self.state = TrackState.CONFIRMED
 
     def mark_missed(self, max_age: int) -> None:
-        if self.state == TENTATIVE or self.time_since_update >= max_age:
-            self.state = DELETED
+        if self.state == TrackState.TENTATIVE or self.time_since_update >= max_age:
+            self.state = TrackState.DELETED
 
     @property
     def is_confirmed(self) -> bool:
-        return self.state == CONFIRMED
+        return self.state == TrackState.CONFIRMED
 
     @property
     def is_deleted(self) -> bool:
-        return self.state == DELETED
+        return self.state == TrackState.DELETED

@@ -22,7 +22,7 @@ from tracker.direction import DirectionHistory
 from base.geometry import iou_matrix
 from tracker.linear_assignment import matching_cascade, min_cost_matching
 from tracker.nn_matching import AppearanceBank
-from tracker.track import CONFIRMED, DELETED, Track, TrackSnapshot
+from tracker.track import Track, TrackSnapshot, TrackState
 
 _EMPTY_MATCH = np.zeros((0, 2), int)
 
@@ -55,7 +55,7 @@ class Tracker:
         """Advance to ``frame_index`` and associate this frame's detections.
 
         Returns snapshots of every live track after this frame plus the tracks deleted
-        during this call (state "deleted")."""
+        during this call (state ``TrackState.DELETED``)."""
         cfg = self.config
         dt = 1 if self._last_frame is None else frame_index - self._last_frame
         if dt <= 0:
@@ -80,7 +80,7 @@ class Tracker:
         pred_boxes = K.xyah_to_xyxy(mean[:, :4]) if T else np.zeros((0, 4))
         classes = np.fromiter((t.class_id for t in self.tracks), np.int32, T)
         tsu = np.fromiter((t.time_since_update for t in self.tracks), np.int64, T)
-        confirmed = np.fromiter((t.state == CONFIRMED for t in self.tracks), bool, T)
+        confirmed = np.fromiter((t.state == TrackState.CONFIRMED for t in self.tracks), bool, T)
         use_app = cfg.appearance and dets.embeddings.shape[1] > 0
 
         infeasible = np.zeros((T, len(dets)), bool)
@@ -227,7 +227,7 @@ class Tracker:
             self.tracks.append(t)
 
     def _finish(self) -> list[TrackSnapshot]:
-        alive = np.fromiter((t.state != DELETED for t in self.tracks), bool, len(self.tracks))
+        alive = np.fromiter((t.state != TrackState.DELETED for t in self.tracks), bool, len(self.tracks))
         out = self._snapshots(np.ones(len(self.tracks), bool))
         if not alive.all():
             self.kf.keep(alive)
