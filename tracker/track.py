@@ -46,8 +46,8 @@ class TrackSnapshot:
 
 
 class Track:
-    """Book-keeping of one track; its Kalman state and appearance live in the tracker's
-    arrays (same row).
+    """Book-keeping of one track; its Kalman state, appearance and motion history are the
+    same row of the :class:`tracker.track_table.TrackTable` that holds it.
 
     A new track is tentative; it becomes confirmed after ``n_init`` matched frames. A
     tentative track that misses a frame is deleted; a confirmed one is deleted once
