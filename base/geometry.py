@@ -17,15 +17,12 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
     ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
     iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    union = box_areas(a)[:, None] + box_areas(b)[None, :] - inter
-    # inter > 0 implies union > 0; the floor only keeps 0 / 0 (empty boxes) at 0
-    return inter / np.maximum(union, dtype(1e-12))
-
-
-def box_areas(boxes: np.ndarray) -> np.ndarray:
-    """Areas float[N] of boxes float[N,4] pixel x1,y1,x2,y2; 0 for inverted boxes."""
-    return np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    inter = np.maximum(ix2 - ix1, 0) * np.maximum(iy2 - iy1, 0)
+    # areas unclipped: an inverted box's is negative, but it intersects nothing (inter 0), so
+    # its IoU is 0 / max(union, 1e-12) = 0 all the same; inter > 0 implies union > 0
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, dtype(1e-12))
 
 
 def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:

@@ -19,6 +19,10 @@ class TrackState(str, Enum):
         return self.value
 
 
+# bound once: looking a member up on its Enum class costs ~0.2 us, paid per track per frame
+_TENTATIVE, _CONFIRMED, _DELETED = TrackState.TENTATIVE, TrackState.CONFIRMED, TrackState.DELETED
+
+
 @dataclass
 class TrackSnapshot:
     """What a tracker reports about one track after a frame.
@@ -42,7 +46,7 @@ class TrackSnapshot:
         """Whether a track row goes into MOT output this frame: confirmed, and matched at most
         ``coast_frames`` frames ago (0 = matched this frame only, the DeepSORT convention;
         during the coast the box is the Kalman prediction)."""
-        return self.state == TrackState.CONFIRMED and self.time_since_update <= coast_frames
+        return self.state == _CONFIRMED and self.time_since_update <= coast_frames
 
 
 class Track:
@@ -64,7 +68,7 @@ class Track:
         self.track_id = track_id
         self.class_id = class_id
         self.score = score
-        self.state = TrackState.CONFIRMED if n_init <= 1 else TrackState.TENTATIVE
+        self.state = _CONFIRMED if n_init <= 1 else _TENTATIVE
         self.hits = 1
         self.age = 0
         self.time_since_update = 0
@@ -82,17 +86,17 @@ class Track:
         self.score = score
         self.last_z = z
         self.last_frame = frame
-        if self.state == TrackState.TENTATIVE and self.hits >= n_init:
-            self.state = TrackState.CONFIRMED
+        if self.state == _TENTATIVE and self.hits >= n_init:
+            self.state = _CONFIRMED
 
     def mark_missed(self, max_age: int) -> None:
-        if self.state == TrackState.TENTATIVE or self.time_since_update >= max_age:
-            self.state = TrackState.DELETED
+        if self.state == _TENTATIVE or self.time_since_update >= max_age:
+            self.state = _DELETED
 
     @property
     def is_confirmed(self) -> bool:
-        return self.state == TrackState.CONFIRMED
+        return self.state == _CONFIRMED
 
     @property
     def is_deleted(self) -> bool:
-        return self.state == TrackState.DELETED
+        return self.state == _DELETED
