@@ -11,20 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of float[N,4] and float[M,4] x1y1x2y2 boxes -> float32[N,M]."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0).astype(np.float32)
+from base.geometry import iou_matrix
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray | None = None,
@@ -72,8 +59,6 @@ def nms_reference(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray |
     order = np.argsort(-scores, kind="stable")
     boxes = boxes[order]
     limit = n if max_detections is None else int(max_detections)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    areas = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
     alive = np.ones(n, bool)
     keep = []
     for i in range(n):
@@ -85,10 +70,6 @@ def nms_reference(boxes: np.ndarray, scores: np.ndarray, class_ids: np.ndarray |
         rest = np.nonzero(alive[i + 1:])[0] + i + 1
         if rest.size == 0:
             break
-        iw = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        ih = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = iw * ih
-        union = areas[i] + areas[rest] - inter
-        iou = inter / np.maximum(union, 1e-12)
+        iou = iou_matrix(boxes[i:i + 1], boxes[rest])[0]
         alive[rest[iou > iou_threshold]] = False
     return order[np.asarray(keep, np.int64)]

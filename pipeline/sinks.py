@@ -23,6 +23,7 @@ import numpy as np
 
 from workers.affinity import pin_this_thread
 from tracker.config import TrackerConfig
+from tracker import TrackState
 from base.errors import SourceError
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
 def draw_tracks(image: np.ndarray, snapshots, trails: dict, class_names=None) -> np.ndarray:
     """Draw confirmed tracks (box, 'id class', trail of recent centres) on ``image`` in place."""
     for s in snapshots:
-        if s.state != "confirmed":
+        if s.state != TrackState.CONFIRMED:
             continue
         colour = track_colour(int(s.track_id))
         x1, y1, x2, y2 = (int(round(float(v))) for v in s.box)
@@ -195,7 +196,7 @@ class VideoSink:
             if not source_left:
                 continue  # the file ended before the tracked frames did: nothing to draw on
             for s in snapshots:
-                if s.state == "confirmed" and s.time_since_update == 0:
+                if s.state == TrackState.CONFIRMED and s.time_since_update == 0:
                     x1, y1, x2, y2 = (float(v) for v in s.box)
                     trails[int(s.track_id)].append(((x1 + x2) / 2, y2))
             writer.write(draw_tracks(image, snapshots, trails, self.class_names))

@@ -3,7 +3,8 @@ import numpy as np
 
 import pytest
 
-from detector.nms import iou_matrix, nms, nms_reference
+from base.geometry import iou_matrix
+from detector.nms import nms, nms_reference
 
 
 def _brute_nms(boxes, scores, classes, thr):
@@ -80,3 +81,11 @@ def test_opencv_nms_equals_numpy_reference(seed):
 def test_empty():
     assert nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0,)
     assert nms_reference(np.zeros((0, 4)), np.zeros(0), np.zeros(0)).shape == (0,)
+
+
+def test_iou_matrix_keeps_precision_and_gives_inverted_boxes_zero():
+    a = np.array([[0, 0, 10, 10], [10, 10, 0, 0]], np.float32)  # the second is inverted
+    b = np.array([[5, 0, 15, 10], [0, 0, 0, 0]], np.float32)
+    assert iou_matrix(a, b).dtype == np.float32 and iou_matrix(a.astype(np.float64), b).dtype == np.float64
+    np.testing.assert_array_equal(iou_matrix(a, b), np.array([[50 / 150, 0], [0, 0]], np.float32))
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 2)

@@ -11,7 +11,7 @@ import pytest
 
 from workers.affinity import allowed_cpus
 from pipeline.sinks import StreamSinks, VideoSink
-from tracker.track import TrackSnapshot
+from tracker import TrackSnapshot, TrackState
 from base.errors import SourceError
 
 SIZE = (160, 120)  # w, h
@@ -25,7 +25,7 @@ def _clip(path, frames: int = 20):
     return path
 
 
-def _snapshot(box=(40, 30, 100, 90), state="confirmed"):
+def _snapshot(box=(40, 30, 100, 90), state=TrackState.CONFIRMED):
     return TrackSnapshot(7, 0, np.array(box, np.float32), 0.9, np.zeros(2, np.float32), state, 0, 5, 5)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from base.types import Detections
-from tracker import Tracker, TrackerConfig, TrackSnapshot
+from tracker import Tracker, TrackerConfig, TrackSnapshot, TrackState
 from base.errors import ConfigError
 
 
@@ -36,7 +36,7 @@ def left_right_ids(cfg):
     """Track ids (left object, right object) at the first and the last frame both are seen."""
     tracker, first, last = Tracker(cfg), None, None
     for i, d in enumerate(bounce_scene()):
-        s = [x for x in tracker.update(d, i) if x.time_since_update == 0 and x.state == "confirmed"]
+        s = [x for x in tracker.update(d, i) if x.time_since_update == 0 and x.state == TrackState.CONFIRMED]
         if len(s) == 2:
             s.sort(key=lambda x: x.box[0])
             last = (s[0].track_id, s[1].track_id)
@@ -77,11 +77,11 @@ def test_occlusion_survives_max_age_minus_one_and_dies_at_max_age(kalman):
 
     ev = run(max_age - 1)
     assert [s.track_id for s in ev[-1] if s.time_since_update == 0] == [1]
-    assert all(s.state != "deleted" for e in ev for s in e)
+    assert all(s.state != TrackState.DELETED for e in ev for s in e)
     ev = run(max_age)
-    deleted = [(i, s.track_id) for i, e in enumerate(ev) for s in e if s.state == "deleted"]
+    deleted = [(i, s.track_id) for i, e in enumerate(ev) for s in e if s.state == TrackState.DELETED]
     assert deleted == [(6 + max_age - 1, 1)], "deleted in the call where it reached max_age missed frames"
-    assert [s.track_id for s in ev[-1]] == [2] and ev[-1][0].state == "tentative"
+    assert [s.track_id for s in ev[-1]] == [2] and ev[-1][0].state == TrackState.TENTATIVE
 
 
 def test_frame_gap_uses_real_dt():
@@ -128,7 +128,7 @@ def test_low_score_round_keeps_track_alive_only_when_enabled():
 def test_snapshot_fields_and_types():
     t = Tracker()
     s = t.update(one([10, 20, 50, 100], 0.75), 0)[0]
-    assert isinstance(s, TrackSnapshot) and s.track_id == 1 and s.state == "tentative"
+    assert isinstance(s, TrackSnapshot) and s.track_id == 1 and s.state == TrackState.TENTATIVE
     assert s.box.dtype == np.float32 and s.box.shape == (4,) and s.velocity.shape == (2,)
     np.testing.assert_allclose(s.box, [10, 20, 50, 100], atol=1e-3)
     assert s.score == pytest.approx(0.75) and s.hits == 1 and s.age == 0
@@ -244,3 +244,17 @@ def test_aspect_noise_reaches_the_kalman_store_and_is_validated():
     assert Tracker().kf.aspect == K.DEFAULT_ASPECT
     with pytest.raises(ConfigError, match="tracker.aspect_measurement_std"):
         TrackerConfig(aspect_measurement_std=0.0)
+
+
+def test_track_states_are_an_enum_that_reads_as_its_names():
+    import json
+
+    from tracker import TrackState
+
+    assert [s.value for s in TrackState] == ["tentative", "confirmed", "deleted"]
+    assert TrackState.CONFIRMED == "confirmed" and f"{TrackState.DELETED}" == "deleted"
+    assert json.dumps({"state": TrackState.TENTATIVE}) == '{"state": "tentative"}'
+    tracker = Tracker(TrackerConfig(n_init=2))
+    (s,) = tracker.update(Detections(np.array([[0, 0, 10, 20]], np.float32), np.array([0.9], np.float32),
+                                     np.zeros(1, np.int32)), 0)
+    assert s.state is TrackState.TENTATIVE

@@ -106,3 +106,17 @@ def test_aspect_gain_settles_to_the_hand_worked_value(aspect, gain):
     # a detection whose aspect jumps by 0.1 moves the state by about gain * 0.1
     m, _ = K.update(*K.predict(mean, cov, 1, aspect), np.array([[100.0, 200.0, 0.6, 200.0]]), aspect)
     assert m[0, 2] - 0.5 == pytest.approx(0.1 * gain, abs=2e-3)
+
+
+def test_the_filterpy_reference_loads_only_when_asked_for():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, tracker\n"
+            "tracker.Tracker()\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'filterpy' or m == 'tracker.kalman_reference'))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "[]"
+    assert type(K.make_store("filterpy")).__module__ == "tracker.kalman_reference"

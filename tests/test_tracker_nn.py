@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from tracker.linear_assignment import iou_matrix, matching_cascade, min_cost_matching
+from base.geometry import iou_matrix
+from tracker.linear_assignment import matching_cascade, min_cost_matching
 from tracker.nn_matching import AppearanceBank, Gallery, cosine_distance_matrix
 
 

@@ -12,7 +12,9 @@ scaled by dt (a random walk whose variance grows linearly with elapsed frames).
 Two implementations with the same maths:
 - :class:`BatchedKalman`: all tracks of a stream in arrays (mean [T,8], cov [T,8,8]),
   predict/update/gating vectorised with numpy.
-- :class:`FilterpyKalman`: one ``filterpy.kalman.KalmanFilter`` per track (the reference).
+- :class:`tracker.kalman_reference.FilterpyKalman`: one ``filterpy.kalman.KalmanFilter``
+  per track, the reference that tests and bench/tracker.py hold the batched one to; loaded
+  only when ``TrackerConfig(kalman="filterpy")`` asks for it.
 Both expose the same store interface used by the tracker (add / keep / predict / update /
 set_state / mean / cov).
 """
@@ -216,63 +218,12 @@ class BatchedKalman:
         self.mean[rows], self.cov[rows] = mean, cov
 
 
-class FilterpyKalman:
-    """Reference store: one ``filterpy.kalman.KalmanFilter`` per track, same model as above."""
-
-    name = "filterpy"
-
-    def __init__(self, aspect: AspectNoise = DEFAULT_ASPECT) -> None:
-        from filterpy.kalman import KalmanFilter
-
-        self.aspect = aspect
-        self._cls = KalmanFilter
-        self.filters: list = []
-
-    def __len__(self) -> int:
-        return len(self.filters)
-
-    @property
-    def mean(self) -> np.ndarray:
-        return np.array([f.x[:, 0] for f in self.filters]).reshape(-1, 8)
-
-    @property
-    def cov(self) -> np.ndarray:
-        return np.array([f.P for f in self.filters]).reshape(-1, 8, 8)
-
-    def add(self, z: np.ndarray) -> None:
-        m, c = initiate(z)
-        for mi, ci in zip(m, c):
-            f = self._cls(dim_x=8, dim_z=4)
-            f.x = mi.reshape(8, 1).copy()
-            f.P = ci.copy()
-            f.H = np.eye(4, 8)
-            self.filters.append(f)
-
-    def keep(self, mask: np.ndarray) -> None:
-        self.filters = [f for f, k in zip(self.filters, mask) if k]
-
-    def predict(self, dt) -> None:
-        dts = np.broadcast_to(np.asarray(dt, dtype=np.float64), (len(self.filters),))
-        for f, d in zip(self.filters, dts):
-            f.F = transition_matrix(d)
-            f.Q = np.diag(process_noise_diag(f.x.T, [d], self.aspect)[0])
-            f.predict()
-
-    def update(self, rows: np.ndarray, z: np.ndarray) -> None:
-        for r, zi in zip(rows, np.asarray(z, dtype=np.float64)):
-            f = self.filters[r]
-            f.update(zi.reshape(4, 1), R=np.diag(measurement_noise_diag(f.x.T, self.aspect)[0]))
-
-    def set_state(self, rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
-        for r, m, c in zip(rows, mean, cov):
-            f = self.filters[r]
-            f.x, f.P = m.reshape(8, 1).copy(), c.copy()
-
-
 def make_store(kind: str, aspect: AspectNoise = DEFAULT_ASPECT):
-    """``"batched"`` -> BatchedKalman, ``"filterpy"`` -> FilterpyKalman."""
+    """``"batched"`` -> BatchedKalman, ``"filterpy"`` -> the reference FilterpyKalman."""
     if kind == "batched":
         return BatchedKalman(aspect)
     if kind == "filterpy":
+        from tracker.kalman_reference import FilterpyKalman
+
         return FilterpyKalman(aspect)
     raise ValueError(f"unknown kalman implementation {kind!r}")

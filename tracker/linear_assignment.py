@@ -1,4 +1,4 @@
-"""Assignment: Hungarian matching with a cost ceiling, IoU cost, gating, matching cascade.
+"""Assignment: Hungarian matching with a cost ceiling, and DeepSORT's matching cascade.
 
 Cost matrices are float[T,N] (tracks x detections); entries above ``max_cost`` (or
 inf/nan) can never be matched.
@@ -9,22 +9,6 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 INFEASIBLE = 1e5
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a float[T,4] vs b float[N,4] (pixel x1,y1,x2,y2) -> float64[T,N]."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
 def min_cost_matching(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,10 +61,3 @@ def matching_cascade(
         left = left[um]
     matches = np.concatenate(found) if found else np.zeros((0, 2), int)
     return matches, _complement(T, matches[:, 0]), left
-
-
-def gate(cost: np.ndarray, mask_out: np.ndarray) -> np.ndarray:
-    """Copy of cost with the entries where mask_out (bool[T,N]) is True made infeasible."""
-    out = np.asarray(cost, dtype=np.float64).copy()
-    out[mask_out] = np.inf
-    return out

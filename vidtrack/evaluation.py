@@ -11,19 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from base.geometry import iou_matrix, xywh_to_xyxy
 from base.mot import read_mot
-
-
-def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    a1, a2 = a[:, :2], a[:, :2] + a[:, 2:4]
-    b1, b2 = b[:, :2], b[:, :2] + b[:, 2:4]
-    lo = np.maximum(a1[:, None], b1[None])
-    hi = np.minimum(a2[:, None], b2[None])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=2)
-    union = np.prod(a[:, 2:4], 1)[:, None] + np.prod(b[:, 2:4], 1)[None] - inter
-    return inter / np.maximum(union, 1e-12)
 
 
 def prepare_sequence(gt: np.ndarray, res: np.ndarray) -> dict:
@@ -39,7 +28,7 @@ def prepare_sequence(gt: np.ndarray, res: np.ndarray) -> dict:
         g, r = gt[:, 0] == f, res[:, 0] == f
         data["gt_ids"].append(gt_ids[g].astype(int))
         data["tracker_ids"].append(tr_ids[r].astype(int))
-        data["similarity_scores"].append(_iou_xywh(gt[g, 2:6], res[r, 2:6]))
+        data["similarity_scores"].append(iou_matrix(xywh_to_xyxy(gt[g, 2:6]), xywh_to_xyxy(res[r, 2:6])))
     return data
 
 

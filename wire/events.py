@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from tracker import TrackState
+
 EVENT_SCHEMA_PATH = Path(__file__).with_name("events.schema.json")
 EVENT_MODES = ("tracks", "frame")
 
@@ -77,14 +79,14 @@ class EventBuilder:
         started, updated, lost, ended = [], [], [], []
         for snap in snapshots:
             tid = int(snap.track_id)
-            if snap.state == "deleted":
+            if snap.state == TrackState.DELETED:
                 if tid in self._announced:
                     self._announced.discard(tid)
                     self._lost.discard(tid)
                     ended.append({**self._base("track.ended", frame, timestamp), **self.track_fields(snap),
                                   "reason": "unmatched"})
                 continue
-            if snap.state != "confirmed":
+            if snap.state != TrackState.CONFIRMED:
                 continue
             if tid not in self._announced:
                 self._announced.add(tid)
@@ -107,7 +109,7 @@ class EventBuilder:
         events = []
         for snap in snapshots:
             tid = int(snap.track_id)
-            if tid in self._announced and snap.state != "deleted":
+            if tid in self._announced and snap.state != TrackState.DELETED:
                 events.append({**self._base("track.ended", frame, timestamp), **self.track_fields(snap),
                                "reason": "stream ended"})
         self._announced.clear()

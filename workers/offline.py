@@ -9,7 +9,7 @@ from typing import Any
 
 from base.settings import read_toml
 from base.types import Detections
-from tracker import Tracker, TrackerConfig
+from tracker import Tracker, TrackerConfig, TrackState
 from tracker.interpolation import interpolate_gaps
 
 SERVICE_TABLES = {"sources", "transport", "security", "detector", "events", "output"}  # config.toml's others
@@ -57,7 +57,7 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
                 if backfill and s.track_id in pending:
                     matched.extend(pending.pop(s.track_id))
                 (matched if s.time_since_update == 0 else coasted).append(row)
-            elif backfill and s.state == "tentative" and s.time_since_update == 0:
+            elif backfill and s.state == TrackState.TENTATIVE and s.time_since_update == 0:
                 pending.setdefault(s.track_id, []).append(row)
     if interpolate > 0:
         matched = interpolate_gaps(matched, interpolate)

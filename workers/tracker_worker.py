@@ -19,7 +19,7 @@ from wire import messages
 from wire.events import EventBuilder
 from wire.transport import Security, SocketFactory
 from base.settings import setting
-from tracker import Tracker, TrackerConfig
+from tracker import Tracker, TrackerConfig, TrackState
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class TrackerStage:
             return
         snapshots = state.tracker.update(msg.detections, msg.index)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
-        state.snapshots = [s for s in snapshots if s.state != "deleted"]
+        state.snapshots = [s for s in snapshots if s.state != TrackState.DELETED]
         state.last_frame, state.last_ts = msg.index, msg.timestamp
         state.frames += 1
         if state.sinks is not None:

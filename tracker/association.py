@@ -1,0 +1,105 @@
+"""The association rounds of one frame. Each takes the tracks still unmatched (int rows) and
+the detections still unmatched (int indices) and returns a :data:`Round`: the matches
+int[M,2] (track row, detection index), the tracks and the detections left, in their order.
+
+- :func:`appearance_round`: DeepSORT, confirmed tracks on cosine distance.
+- :func:`iou_round`: tracks on IoU (optionally with OC-SORT's direction bonus).
+- :func:`low_score_round`: ByteTrack, the tracks left vs the low-score detections.
+- :func:`recovery_round`: OC-SORT, the tracks left by their last observed box.
+Only same-class pairs are matched.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from base.geometry import iou_matrix
+from tracker.config import TrackerConfig
+from tracker.linear_assignment import matching_cascade, min_cost_matching
+from tracker.match_context import MatchContext
+from tracker.track_table import TrackTable
+
+Round = tuple[np.ndarray, np.ndarray, np.ndarray]
+NO_MATCHES = np.zeros((0, 2), int)
+
+
+def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray,
+                     dets: np.ndarray) -> Round:
+    """Confirmed tracks vs detections on the cosine distance of their galleries, within
+    ``max_cosine_distance`` (and the Mahalanobis gate when ``gating``): DeepSORT's cascade
+    (most recently seen tracks first) or one global assignment."""
+    rows = tracks[ctx.confirmed[tracks]]
+    cost = table.appearance.distance(rows, ctx.detections.embeddings[dets])
+    cost = np.where(ctx.appearance_infeasible[np.ix_(rows, dets)], np.inf, cost)
+    if cfg.matching_cascade:
+        levels = ctx.time_since_update[rows] - ctx.dt + 1
+        m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, cfg.max_age)
+    else:
+        m, _, _ = min_cost_matching(cost, cfg.max_cosine_distance)
+    return _round(np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), tracks, dets, ctx)
+
+
+def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
+    """Tracks vs detections on the IoU cost within ``max_iou_distance``. After an appearance
+    round only tentative tracks and those missed for at most ``iou_rescue_max_age`` frames
+    take part, within ``secondary_iou_distance``. With OCM the assignment also rewards
+    detections that continue a track's direction of motion."""
+    rows, ceiling = tracks, cfg.max_iou_distance
+    if ctx.use_appearance:
+        recent = ctx.time_since_update[tracks] - ctx.dt + 1 <= cfg.iou_rescue_max_age
+        rows, ceiling = tracks[~ctx.confirmed[tracks] | recent], cfg.secondary_iou_distance
+    bonus = None
+    if table.directions is not None and len(rows) and len(dets):
+        bonus = table.directions.bonus(rows, ctx.z[dets, :2], ctx.detections.scores[dets], ctx.frame,
+                                       cfg.direction_weight)
+    return _round(_assign(ctx.iou_cost, ctx.iou_infeasible, rows, dets, ceiling, bonus), tracks, dets, ctx)
+
+
+def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
+    """ByteTrack's second round: the tracks left (confirmed ones only unless
+    ``low_round_tentative``) vs low-score detections on plain IoU, within
+    ``low_round_max_iou_distance``."""
+    rows = tracks if cfg.low_round_tentative else tracks[ctx.confirmed[tracks]]
+    return _round(_assign(1.0 - ctx.iou, ctx.iou_infeasible, rows, dets, cfg.low_round_max_iou_distance),
+                  tracks, dets, ctx)
+
+
+def recovery_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray,
+                   dets: np.ndarray) -> Round:
+    """OC-SORT's observation-centric recovery: the tracks left, by their last observed box,
+    vs the detections left on IoU within ``max_iou_distance`` (class-aware, never gated)."""
+    if len(tracks) == 0 or len(dets) == 0:
+        return NO_MATCHES, tracks, dets
+    cost = 1.0 - iou_matrix(table.last_boxes(tracks), ctx.detections.boxes[dets])
+    if cfg.class_aware:
+        cost[ctx.class_ids[tracks][:, None] != ctx.detections.class_ids[dets][None, :]] = np.inf
+    m, _, _ = min_cost_matching(cost, cfg.max_iou_distance)
+    return _round(np.stack([tracks[m[:, 0]], dets[m[:, 1]]], axis=1), tracks, dets, ctx)
+
+
+def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np.ndarray, max_cost: float,
+            bonus: np.ndarray | None = None) -> np.ndarray:
+    """Matches int[M,2] of Hungarian on cost[rows x cols] float[T,N] within max_cost, never
+    on infeasible pairs. With ``bonus`` float[len(rows), len(cols)] the assignment uses
+    cost - bonus but a pair is accepted on its cost alone (as OC-SORT does)."""
+    if len(rows) == 0 or len(cols) == 0:
+        return NO_MATCHES
+    cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, cost[np.ix_(rows, cols)])
+    if bonus is None:
+        m, _, _ = min_cost_matching(cost, max_cost)
+    else:
+        cost = np.where(cost > max_cost, np.inf, cost - bonus)
+        m, _, _ = min_cost_matching(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
+    return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1)
+
+
+def _round(matches: np.ndarray, tracks: np.ndarray, dets: np.ndarray, ctx: MatchContext) -> Round:
+    """The round's matches with the tracks and detections it left."""
+    n_tracks, n_dets = ctx.iou.shape
+    return matches, _without(tracks, matches[:, 0], n_tracks), _without(dets, matches[:, 1], n_dets)
+
+
+def _without(a: np.ndarray, used: np.ndarray, n: int) -> np.ndarray:
+    """Entries of index array a (values < n) that are not in used, in a's order."""
+    keep = np.ones(n, bool)
+    keep[used] = False
+    return a[keep[a]]
