@@ -76,3 +76,40 @@ def test_serving_detector_does_not_import_training_code():
         ["detector.runtime", "detector.appearance", "detector.embedder", "detector.darknet", "workers.detector_worker"])
     training = [m for m in result["modules"] if m.startswith("detector.training") or m.split(".")[0] == "pycocotools"]
     assert training == []
+
+
+def _layout_block() -> str:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    return section.split("```", 2)[1]
+
+
+def test_readme_layout_names_every_module_and_nothing_else():
+    """The README's Layout section matches the tree: every module of the layers is named there
+    (as ``folder/`` then its file names), and every name there exists."""
+    import re
+
+    block = _layout_block()
+    packages = re.findall(r"^(\w+)/\s", block, flags=re.M)
+    assert packages == ["vidtrack", "pipeline", "workers", "wire", "detector", "tracker", "base", "bench"]
+    named = set(re.findall(r"([\w/.]+\.(?:py|json))", block))
+    missing, stale = [], []
+    for package in packages[:-1]:
+        body = block.split(f"\n{package}/", 1)[1] if not block.startswith(package) else block[len(package) + 1:]
+        body = re.split(r"\n\w+/\s", body, maxsplit=1)[0]
+        names = set(re.findall(r"([\w/.]+\.(?:py|json))", body))
+        subfolders = set(re.findall(r"\b(\w+)/(?=[\s)])", body))
+        for path in (REPO / package).rglob("*"):
+            rel = path.relative_to(REPO / package)
+            if path.suffix not in (".py", ".json") or path.name == "__init__.py" or "__pycache__" in rel.parts:
+                continue
+            if rel.parts[0] in subfolders and len(rel.parts) > 1:
+                continue  # a subpackage named as a whole ("darknet/", "commands/", "training/")
+            if str(rel) not in names:
+                missing.append(f"{package}/{rel}")
+        for name in names:
+            if not (REPO / package / name).exists():
+                stale.append(f"{package}/{name}")
+    assert not missing, f"modules the README's Layout does not name: {missing}"
+    assert not stale, f"names in the README's Layout that are not in the tree: {stale}"
+    assert named
