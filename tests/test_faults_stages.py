@@ -192,7 +192,7 @@ def test_two_detector_workers_lose_no_first_frames(scene, undisturbed, tmp_path)
 @needs_model
 @pytest.mark.faults
 def test_stages_killed_past_their_budget_end_the_stream_then_the_run_with_exit_code_one(scene, tmp_path):
-    other = write_scene(tmp_path / "other", SceneConfig(num_frames=3000, width=320, height=180, seed=9))
+    other = write_scene(tmp_path / "other", SceneConfig(num_frames=1500, width=320, height=180, seed=9))
     config = _config(tmp_path, [(scene, "a"), (other / "video.mp4", "b")],
                      "[supervision]\nrestart_budget = 1\nbudget_recovery_s = 3600\nbackoff_s = 0.1\n")
     run = Run(config)
