@@ -191,6 +191,9 @@ class Service:
         self.security = config.security
         self.summary = RunSummary(out_dir=config.output.dir or None)
         self._bars: dict = {}
+        self.children: dict[str, Child] = {}
+        self.acked: dict[str, int] = {s.id: 0 for s in config.sources}  # the tracker's next seq per stream
+        self._failed = False  # a stage ran out of restarts: stop without draining
         self._detector_stats: dict[str, dict] = {}
         self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
         # detector processes on cores of their own (workers.affinity); None = no pinning
@@ -285,9 +288,6 @@ class Service:
         start = time.monotonic()
         for s in self.config.sources:
             self.summary.streams[s.id] = StreamSummary(s.id, s.url)
-        self.children: dict[str, Child] = {}
-        self.acked: dict[str, int] = {s.id: 0 for s in self.config.sources}  # the tracker's next seq
-        self._failed = False
         self._checkpoints = tempfile.mkdtemp(prefix="vt-ckpt-")  # 0700: pickles only this run reads
         try:  # an error while the stages start still removes what was made (temp folder, rings)
             self._start_stages()
@@ -313,16 +313,16 @@ class Service:
 
     @property
     def tracker(self):
-        child = getattr(self, "children", {}).get("tracker")
+        child = self.children.get("tracker")
         return child.proc if child is not None else None
 
     @property
     def detectors(self) -> dict:
-        return {c.name: c.proc for c in getattr(self, "children", {}).values() if c.kind == "detector" and c.proc}
+        return {c.name: c.proc for c in self.children.values() if c.kind == "detector" and c.proc}
 
     @property
     def grabbers(self) -> dict:
-        return {c.stream: c.proc for c in getattr(self, "children", {}).values() if c.kind == "grabber" and c.proc}
+        return {c.stream: c.proc for c in self.children.values() if c.kind == "grabber" and c.proc}
 
     def _start_stages(self) -> None:
         budget = lambda: RestartBudget(self.config.supervision)  # noqa: E731
@@ -433,7 +433,7 @@ class Service:
             self.tracker.join(max(0.1, deadline - time.monotonic()))
         self.release_grabbers.set()
         self.stop_detectors.set()
-        for proc in [c.proc for c in getattr(self, "children", {}).values() if c.proc is not None]:
+        for proc in [c.proc for c in self.children.values() if c.proc is not None]:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
                 log.warning("%s did not stop in time; terminating it", proc.name)
