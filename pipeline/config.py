@@ -20,6 +20,7 @@ from typing import Any
 
 from base.errors import ConfigError
 from base.settings import check_fields, from_table, read_toml
+from pipeline.supervision import SupervisionConfig
 from tracker import TrackerConfig
 from wire.transport import Security, TransportConfig
 from workers.detector_config import DetectorConfig
@@ -62,10 +63,11 @@ class Config:
     tracker: TrackerConfig = field(default_factory=service_tracker_config)
     events: EventsConfig = field(default_factory=EventsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
 
 
 TABLES = {"transport": TransportConfig, "security": Security, "detector": DetectorConfig,
-          "events": EventsConfig, "output": OutputConfig}  # besides [[sources]] and [tracker]
+          "events": EventsConfig, "output": OutputConfig, "supervision": SupervisionConfig}  # besides [[sources]] and [tracker]
 
 
 def config_from_dict(data: dict) -> Config:

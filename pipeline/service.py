@@ -9,11 +9,25 @@ detectors share the work; the tracker binds the detections and the events socket
 are started with the ``spawn`` method (TensorFlow does not survive ``fork``). Children ignore
 SIGINT: on Ctrl-C the supervisor stops the grabbers, which send their end markers, lets the
 tracker finish what is in flight, then stops the detectors.
+
+Supervision: the supervisor waits on every child's process sentinel and the report queue at
+once, so it sees a death at once whatever the child, logs it with the exit code or signal and
+restarts the child after a capped exponential backoff, within a restart budget that recovers
+over time (:mod:`pipeline.supervision`). Nothing of a file is lost: the tracker's progress
+reports carry each stream's next seq, the acknowledgement. A restarted grabber resumes at the
+first unacknowledged frame; when a detector dies, every file grabber is rewound there (the
+frames the detector held are sent again, the tracker drops the copies); a restarted tracker
+restores its checkpoints and each file grabber is rewound to the checkpoint's seq. A live
+grabber restarts with seq and frame numbers ``LIVE_RESUME_GAP`` past the acknowledged ones
+(above whatever the dead one may still have in flight; the tracker skips the gap). Out of
+budget, a grabber's stream ends with the error; a dead detector or tracker stops the run
+with the error (the summary printed, exit code 1).
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import secrets
 import queue
@@ -24,7 +38,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import setproctitle
 
@@ -33,14 +47,37 @@ from wire import frame_ring
 from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
 from pipeline.config import Config, check_config
 from pipeline.sinks import SinkSettings
+from pipeline.supervision import RestartBudget, describe_exit
 from workers.tracker_worker import TrackerStageSpec, tracker_main
 from wire.transport import check_bind_host
-from workers.grabber import GrabberSpec, grabber_main
+from workers.grabber import GrabberSpec, RewindRequest, grabber_main
+from workers.sources import source_kind
 
 log = logging.getLogger(__name__)
 
-DETECTOR_RESTARTS = 2
 SHUTDOWN_TIMEOUT_S = 30.0
+LIVE_RESUME_GAP = 1024  # frames: more than a dead live grabber can have in flight (queues, batches)
+
+
+class StageFailed(RuntimeError):
+    """A detector or the tracker died more often than its restart budget allows."""
+
+
+@dataclass
+class Child:
+    """One supervised stage process: what it is, how to start it again, its restarts."""
+
+    name: str  # the process name: grabber-<id>, detector-<i>, tracker
+    kind: str  # "grabber", "detector" or "tracker"
+    spec: object
+    budget: RestartBudget
+    proc: object = None  # the running process; None while a restart waits for its backoff
+    started_at: float = 0.0
+    restart_at: float = 0.0
+    stream: str = ""  # grabbers: the stream id
+    live: bool = False
+    rewind: RewindRequest | None = None  # file grabbers
+    finished: bool = False  # exited cleanly (grabbers, the tracker)
 
 
 def process_title(name: str) -> str:
@@ -154,6 +191,9 @@ class Service:
         self.security = config.security
         self.summary = RunSummary(out_dir=config.output.dir or None)
         self._bars: dict = {}
+        self.children: dict[str, Child] = {}
+        self.acked: dict[str, int] = {s.id: 0 for s in config.sources}  # the tracker's next seq per stream
+        self._failed = False  # a stage ran out of restarts: stop without draining
         self._detector_stats: dict[str, dict] = {}
         self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
         # detector processes on cores of their own (workers.affinity); None = no pinning
@@ -207,6 +247,7 @@ class Service:
             video_cpus=sorted(self.cpu_plan.detector | self.cpu_plan.others) if self.cpu_plan else None)
 
     def _start(self, name: str, target, spec, stop, *extra):
+        """Start one child process running ``target(spec, stop, reports, *extra)``."""
         cpus = None
         if self.cpu_plan is not None:
             cpus = self.cpu_plan.detector if target is detector_main else self.cpu_plan.others
@@ -247,48 +288,134 @@ class Service:
         start = time.monotonic()
         for s in self.config.sources:
             self.summary.streams[s.id] = StreamSummary(s.id, s.url)
-        self.tracker, self.detectors, self.grabbers = None, {}, {}
+        self._checkpoints = tempfile.mkdtemp(prefix="vt-ckpt-")  # 0700: pickles only this run reads
         try:  # an error while the stages start still removes what was made (temp folder, rings)
-            detector_spec = self._detector_spec()
-            self._start_stages(detector_spec)
-            self._supervise(detector_spec)
+            self._start_stages()
+            self._supervise()
         except KeyboardInterrupt:
             self.summary.stopped_by = self._stop_signal or "SIGINT"
             log.warning("%s: stopping the grabbers and draining the pipeline", self.summary.stopped_by)
+        except StageFailed as exc:
+            self._failed = True
+            self.summary.errors.append(str(exc))
+            log.error("%s", exc)
         finally:
             self._shutdown()
             self._drain_reports()
             for bar in self._bars.values():
                 bar.close()
             self.endpoints.cleanup()
+            shutil.rmtree(self._checkpoints, ignore_errors=True)
             frame_ring.cleanup(self.ring_prefix)  # rings of grabbers that were killed
         self.summary.detector = self._merged_detector_stats()
         self.summary.elapsed_s = time.monotonic() - start
         return self.summary
 
-    def _start_stages(self, detector_spec: DetectorStageSpec) -> None:
-        self.tracker = self._start("tracker", tracker_main, self._tracker_spec(), self.stop_tracker)
-        self.detectors = {f"detector-{i}": self._start(f"detector-{i}", detector_main, detector_spec,
-                                                       self.stop_detectors)
-                          for i in range(self.config.detector.workers)}
-        self._restarts = {name: 0 for name in self.detectors}
-        self.grabbers = {spec.stream_id: self._start(f"grabber-{spec.stream_id}", grabber_main, spec,
-                                                     self.stop_grabbers, self.release_grabbers)
-                         for spec in self._grabber_specs()}
+    @property
+    def tracker(self):
+        child = self.children.get("tracker")
+        return child.proc if child is not None else None
 
-    def _supervise(self, detector_spec: DetectorStageSpec) -> None:
-        while self.tracker.is_alive():
-            self._drain_reports(timeout=0.2)
-            for name, proc in list(self.detectors.items()):
-                if not proc.is_alive() and not self.stop_detectors.is_set():
-                    if self._restarts[name] >= DETECTOR_RESTARTS:
-                        raise RuntimeError(f"{name} keeps failing; see the errors above")
-                    self._restarts[name] += 1
-                    log.warning("%s exited (code %s); restarting it", name, proc.exitcode)
-                    self.detectors[name] = self._start(name, detector_main, detector_spec, self.stop_detectors)
+    @property
+    def detectors(self) -> dict:
+        return {c.name: c.proc for c in self.children.values() if c.kind == "detector" and c.proc}
+
+    @property
+    def grabbers(self) -> dict:
+        return {c.stream: c.proc for c in self.children.values() if c.kind == "grabber" and c.proc}
+
+    def _start_stages(self) -> None:
+        budget = lambda: RestartBudget(self.config.supervision)  # noqa: E731
+        tracker_spec = replace(self._tracker_spec(), checkpoint_dir=self._checkpoints,
+                               checkpoint_frames=self.config.supervision.checkpoint_frames)
+        children = [Child("tracker", "tracker", tracker_spec, budget())]
+        detector_spec = self._detector_spec()
+        children += [Child(f"detector-{i}", "detector", detector_spec, budget())
+                     for i in range(self.config.detector.workers)]
+        for spec in self._grabber_specs():
+            live = spec.live if spec.live is not None else source_kind(spec.url) != "file"
+            children.append(Child(f"grabber-{spec.stream_id}", "grabber", spec, budget(), stream=spec.stream_id,
+                                  live=live, rewind=None if live else RewindRequest(self.ctx)))
+        for child in children:
+            self.children[child.name] = child
+            self._launch(child)
+
+    def _launch(self, child: Child) -> None:
+        if child.kind == "tracker":
+            child.proc = self._start(child.name, tracker_main, child.spec, self.stop_tracker)
+        elif child.kind == "detector":
+            child.proc = self._start(child.name, detector_main, child.spec, self.stop_detectors)
+        else:
+            child.proc = self._start(child.name, grabber_main, child.spec, self.stop_grabbers,
+                                     self.release_grabbers, child.rewind)
+        child.started_at = time.monotonic()
+
+    def _supervise(self) -> None:
+        """Until the tracker has ended every stream: wake on a report or a child's death,
+        restart the dead (after their backoff)."""
+        while True:
+            self._wait_for_news(0.2)
+            self._drain_reports()
+            for child in list(self.children.values()):
+                if child.proc is not None and child.proc.exitcode is not None and not child.finished:
+                    self._on_exit(child)
+                elif child.proc is None and time.monotonic() >= child.restart_at:
+                    self._restart(child)
+            if self.children["tracker"].finished:
+                break
         self._drain_reports()
-        if self.tracker.exitcode not in (0, None):
-            self.summary.errors.append(f"tracker exited with code {self.tracker.exitcode}")
+
+    def _wait_for_news(self, timeout: float) -> None:
+        """Block until a child exits, a report arrives, or ``timeout`` s pass."""
+        handles = [c.proc.sentinel for c in self.children.values() if c.proc is not None and not c.finished]
+        # mp.Queue has no public handle to wait on; its pipe's reading end is the one
+        handles.append(self.reports._reader)
+        multiprocessing.connection.wait(handles, timeout)
+
+    def _on_exit(self, child: Child) -> None:
+        """A child exited: done (a grabber or the tracker, cleanly), or dead: restart it later."""
+        code = child.proc.exitcode
+        if code == 0 and child.kind in ("grabber", "tracker"):
+            child.finished = True
+            return
+        how = describe_exit(code)
+        delay = child.budget.next_delay(time.monotonic() - child.started_at)
+        child.proc = None
+        if child.kind == "detector":
+            self._rewind_files(fresh_ring=True)  # the frames it held are lost: send them again
+        if delay is None:
+            self._out_of_budget(child, how)
+            return
+        child.restart_at = time.monotonic() + delay
+        log.warning("%s died (%s); restarting it in %.1f s (%d restarts left)", child.name, how, delay,
+                    child.budget.left)
+
+    def _out_of_budget(self, child: Child, how: str) -> None:
+        message = f"{child.name} died ({how}) more often than supervision.restart_budget allows"
+        if child.kind != "grabber":
+            raise StageFailed(f"{message}; the run stops")
+        stream = self.summary.streams[child.stream]
+        stream.error = f"{message}; the stream is given up"
+        self._stream_error(stream, stream.error)
+        child.spec = replace(child.spec, resume_seq=self.acked[child.stream], end_with_error=stream.error)
+        child.restart_at, child.rewind = time.monotonic(), None  # a grabber that only ends the stream
+
+    def _restart(self, child: Child) -> None:
+        if child.kind == "tracker":
+            child.spec = replace(child.spec, restore=True)
+        elif child.kind == "grabber" and not child.spec.end_with_error:
+            acked = self.acked[child.stream]
+            child.spec = replace(child.spec, resume_seq=acked + LIVE_RESUME_GAP if child.live else acked)
+        log.warning("restarting %s", child.name)
+        self._launch(child)
+
+    def _rewind_files(self, streams=None, fresh_ring: bool = False) -> None:
+        """Have the file grabbers of ``streams`` (default: all) send again from the tracker's
+        acknowledged frame (a running grabber is asked; a restarting one resumes there)."""
+        for child in self.children.values():
+            if child.rewind is not None and (streams is None or child.stream in streams) \
+                    and not self.summary.streams[child.stream].reason:
+                child.rewind.request(self.acked[child.stream], fresh_ring)
 
     def stop(self) -> None:
         self.stop_grabbers.set()
@@ -296,16 +423,17 @@ class Service:
     def _shutdown(self) -> None:
         self.stop_grabbers.set()
         deadline = time.monotonic() + SHUTDOWN_TIMEOUT_S
-        # the tracker leaves by itself once every stream's end marker went through
-        while self.tracker is not None and self.tracker.is_alive() and time.monotonic() < deadline:
+        # the tracker leaves by itself once every stream's end marker went through (not after a
+        # stage failed: the end markers may never come)
+        while not self._failed and self.tracker is not None and self.tracker.is_alive() \
+                and time.monotonic() < deadline:
             self._drain_reports(timeout=0.2)
         self.stop_tracker.set()
         if self.tracker is not None:
             self.tracker.join(max(0.1, deadline - time.monotonic()))
         self.release_grabbers.set()
         self.stop_detectors.set()
-        started = [*self.detectors.values(), *self.grabbers.values(), *([self.tracker] if self.tracker else [])]
-        for proc in started:
+        for proc in [c.proc for c in self.children.values() if c.proc is not None]:
             proc.join(max(0.1, deadline - time.monotonic()))
             if proc.is_alive():
                 log.warning("%s did not stop in time; terminating it", proc.name)
@@ -327,10 +455,8 @@ class Service:
         stream = self.summary.streams.get(r.get("stream", ""))
         if event == "cpus":
             self.summary.cpus[str(stage)] = list(r.get("cpus", []))
-        elif event == "crashed":
-            message = f"{stage} crashed: {r.get('error')}"
-            log.error("%s\n%s", message, r.get("traceback", ""))
-            self.summary.errors.append(message)
+        elif event == "crashed":  # the supervisor restarts it; the run fails if it keeps crashing
+            log.error("%s crashed: %s\n%s", stage, r.get("error"), r.get("traceback", ""))
         elif stage == "grabber" and stream is not None:
             self._on_grabber_report(stream, event, r)
         elif stage == "tracker" and stream is not None:
@@ -356,7 +482,12 @@ class Service:
     def _on_tracker_report(self, stream: StreamSummary, event, r: dict) -> None:
         """The tracker tracked frames, saw a stream end or lost a sink."""
         if event == "frames":
+            self.acked[stream.stream_id] = max(self.acked[stream.stream_id], int(r.get("next_seq", 0)))
             self._on_frames_tracked(stream, int(r.get("count", 0)), float(r["first_at"]), float(r["last_at"]))
+        elif event == "restored":  # a restarted tracker goes on from its checkpoint: send from there
+            self.acked[stream.stream_id] = int(r.get("next_seq", 0))
+            stream.frames_tracked = int(r.get("frames", 0))  # what it tracks again is counted again
+            self._rewind_files([stream.stream_id])
         elif event == "stream.ended":
             stream.reason = r.get("reason", "")
         elif event == "error":  # a sink of this stream failed; tracking goes on

@@ -7,6 +7,12 @@
 - :class:`VideoSink`: annotated mp4 (boxes, ids, short trails). The tracker stage never sees
   pixels, so this sink decodes the source file again in step with the tracked frames, on a
   thread of its own; it works for file sources only.
+
+The MOT and JSONL files can be resumed: :meth:`StreamSinks.offsets` flushes them and gives
+their sizes (the tracker's checkpoints keep them), and sinks opened with those offsets
+truncate the files there and append, so a restarted tracker writes every frame once. The
+annotated video cannot be resumed mid-file: a restarted tracker writes it again from the
+start, the frames before its checkpoint without boxes.
 """
 from __future__ import annotations
 
@@ -29,14 +35,32 @@ from base.errors import SourceError
 log = logging.getLogger(__name__)
 
 
+def _open_text(path: Path, offset: int | None):
+    """``path`` opened for writing: emptied, or with ``offset`` cut to that many bytes and
+    appended to."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if offset is None:
+        return open(path, "w")
+    f = open(path, "a")
+    f.truncate(offset)
+    return f
+
+
+def _offset(f) -> int:
+    f.flush()
+    return f.tell()
+
+
 class MotSink:
     what = "MOT txt"
 
-    def __init__(self, path: Path, coast_frames: int = TrackerConfig.coast_frames):
+    def __init__(self, path: Path, coast_frames: int = TrackerConfig.coast_frames, offset: int | None = None):
         self.coast_frames = int(coast_frames)
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w")
+        self._file = _open_text(self.path, offset)
+
+    def offset(self) -> int:
+        return _offset(self._file)
 
     def write(self, frame: int, snapshots, events) -> None:
         for s in snapshots:
@@ -52,10 +76,12 @@ class MotSink:
 class JsonlSink:
     what = "events JSONL"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, offset: int | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "w")
+        self._file = _open_text(self.path, offset)
+
+    def offset(self) -> int:
+        return _offset(self._file)
 
     def write_events(self, events) -> None:
         for event in events:
@@ -214,9 +240,10 @@ class SinkSettings:
     coast_frames: int = TrackerConfig.coast_frames
     video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
 
-    def __call__(self, stream_id: str, source_url: str, live: bool, class_names: list) -> "StreamSinks":
+    def __call__(self, stream_id: str, source_url: str, live: bool, class_names: list,
+                 offsets: dict[str, int] | None = None) -> "StreamSinks":
         return StreamSinks(Path(self.out_dir), stream_id, source_url, live, self.mot, self.jsonl, self.video,
-                           class_names, self.coast_frames, self.video_cpus)
+                           class_names, self.coast_frames, self.video_cpus, offsets)
 
 
 class StreamSinks:
@@ -228,7 +255,9 @@ class StreamSinks:
 
     def __init__(self, out_dir: Path | None, stream_id: str, source_url: str, live: bool,
                  mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None,
-                 coast_frames: int = TrackerConfig.coast_frames, video_cpus=None):
+                 coast_frames: int = TrackerConfig.coast_frames, video_cpus=None,
+                 offsets: dict[str, int] | None = None):
+        offsets = offsets or {}
         self.frame_sinks: list = []
         self.jsonl: JsonlSink | None = None
         self.errors: list[str] = []
@@ -237,7 +266,8 @@ class StreamSinks:
         out_dir = Path(out_dir)
         makers = []  # (sink class, opener): a class names the sink whose opening fails
         if mot:
-            makers.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames)))
+            makers.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames,
+                                                    offsets.get("mot"))))
         if video and not live:
             makers.append((VideoSink, lambda: VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url,
                                                         class_names, cpus=video_cpus)))
@@ -248,7 +278,7 @@ class StreamSinks:
                 self._failed(kind, "cannot be opened", exc)
         if jsonl:
             try:
-                self.jsonl = JsonlSink(out_dir / f"{stream_id}.events.jsonl")
+                self.jsonl = JsonlSink(out_dir / f"{stream_id}.events.jsonl", offsets.get("jsonl"))
             except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
                 self._failed(JsonlSink, "cannot be opened", exc)
 
@@ -265,6 +295,13 @@ class StreamSinks:
                 self.frame_sinks.remove(sink)
                 self._failed(sink, "failed", exc)
                 self._close_quietly(sink)
+
+    def offsets(self) -> dict[str, int]:
+        """The MOT and JSONL files' sizes, flushed (the files a restarted tracker resumes)."""
+        found = {"mot": s.offset() for s in self.frame_sinks if isinstance(s, MotSink)}
+        if self.jsonl is not None:
+            found["jsonl"] = self.jsonl.offset()
+        return found
 
     def write_events(self, events) -> None:
         if self.jsonl is not None:

@@ -140,11 +140,14 @@ def test_forged_control_fields_are_counted_drops_and_the_stream_goes_on(tmp_path
 
 
 def test_a_huge_seq_gap_is_given_up_at_once(tmp_path, monkeypatch):
-    """A frame that never comes before seq 2**62 - 1 is skipped in one step, not 2**62."""
+    """A frame of a live stream that never comes before seq 2**62 - 1 is skipped in one step,
+    not 2**62 (a file stream waits for it: the supervisor has it sent again)."""
     clock = [0.0]
     monkeypatch.setattr(tracker_stage.time, "monotonic", lambda: clock[0])
     stage = _stage_bare(tmp_path)
     try:
+        stage._handle(messages.encode(messages.StreamStarted("s", source="rtsp://cam", width=200, height=100,
+                                                             fps=25.0, live=True)))
         far = messages.DetectionsMessage("s", 2**62 - 1, 5, 0.2, _detections(5))
         stage._handle(messages.encode(far))
         clock[0] = 2.0
@@ -160,6 +163,7 @@ def test_detections_the_tracker_cannot_follow_are_counted_drops(tmp_path):
     that changes would make the tracker raise: they are dropped."""
     stage = _stage_bare(tmp_path)
     try:
+        stage._handle(messages.encode(_started(5)))
         sent = [(0, 4, 2), (1, 4, 2), (2, 3, 2), (3, 6, 3), (4, 7, 2)]  # (seq, index, embedding size)
         for seq, index, dim in sent:
             det = _detections(index)

@@ -180,6 +180,15 @@ class RingWriter:
             time.sleep(pause)
             pause = min(2 * pause, self.max_pause_s)
 
+    def start_fresh(self) -> None:
+        """Leave the current ring (a dead detector may hold its slots for ever; messages still
+        queued may point into it) for a new one, up to ``max_rings``; then frames go inline."""
+        if self.disabled or not self.rings:
+            return
+        if len(self.rings) >= self.max_rings or not self._new_ring(self.rings[-1].slot_bytes):
+            log.warning("sending frames inline from now on")
+            self.disabled = True
+
     def cancel(self, name: str, slot: int) -> None:
         """Give back a slot claimed by :meth:`reserve` that no message will name."""
         for ring in self.rings:

@@ -4,10 +4,17 @@ Drop policy (see DESIGN.md): a file is lossless, the grabber blocks while downst
 and every frame is sent once, in order. A live source never builds latency: a capture thread
 keeps only the newest frame, the sender ships it when downstream has room, and every frame
 overwritten before it could be sent is counted as dropped.
+
+A file is also resumable: a grabber started with ``resume_seq`` begins at that frame, and a
+:class:`RewindRequest` from the supervisor (frames were lost downstream: a detector or the
+tracker died) makes it seek back and send again from the frame named, whether it is still
+sending or already waiting after its end marker. For files ``seq`` equals the frame index,
+so a frame sent again carries the seq it had, and the tracker drops the copies it has.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import re
 import threading
 import time
@@ -68,6 +75,8 @@ class GrabberSpec:
     hold_open_s: float = 120.0  # longest wait for downstream after the end marker
     ring_slots: int = 0  # >0: raw frames go through a shared-memory ring of this many slots (ipc only)
     ring_prefix: str = "vidtrack-ring"  # ring file names under /dev/shm start with this
+    resume_seq: int = 0  # file: start at this frame (a restart); live: first seq and frame index
+    end_with_error: str = ""  # set: send only stream.ended(resume_seq, this error), the stream is given up
 
     # the source settings, as the grabber reads them
     stream_id = _from_source("id")
@@ -78,6 +87,33 @@ class GrabberSpec:
     stall_seconds = _from_source("stall_seconds")
     reconnect_attempts = _from_source("reconnect_attempts")
     decode_threads = _from_source("decode_threads")
+
+
+class RewindRequest:
+    """The supervisor's request to a file grabber to send again from frame ``seq`` on
+    (shared memory, works across processes); requests that pile up keep the lowest seq.
+    ``fresh_ring``: slots of the ring may be held by a dead detector, start a new ring."""
+
+    def __init__(self, ctx=None):
+        ctx = ctx or multiprocessing
+        self._seq = ctx.Value("q", -1)
+        self._fresh_ring = ctx.Value("b", 0)
+
+    def request(self, seq: int, fresh_ring: bool = False) -> None:
+        with self._seq.get_lock():
+            if self._seq.value < 0 or seq < self._seq.value:
+                self._seq.value = int(seq)
+            self._fresh_ring.value = self._fresh_ring.value or int(fresh_ring)
+
+    def pending(self) -> bool:
+        return self._seq.value >= 0
+
+    def take(self) -> tuple[int, bool] | None:
+        """(seq, fresh ring) of the pending request, cleared; None if there is none."""
+        with self._seq.get_lock():
+            seq, fresh = self._seq.value, bool(self._fresh_ring.value)
+            self._seq.value, self._fresh_ring.value = -1, 0
+        return None if seq < 0 else (seq, fresh)
 
 
 @dataclass
@@ -91,12 +127,13 @@ class Grabber:
     """Runs one source into one PUSH socket until the source ends or ``stop`` is set."""
 
     def __init__(self, spec: GrabberSpec, stop: threading.Event | None = None, report=None,
-                 release: threading.Event | None = None):
+                 release: threading.Event | None = None, rewind: RewindRequest | None = None):
         self.spec = spec
         self.stop = stop or threading.Event()
         self.release = release
+        self.rewind = rewind
         self.report = report or (lambda **kw: None)
-        self.stats = GrabberStats()
+        self.stats = GrabberStats(sent=spec.resume_seq, captured=spec.resume_seq)
         self._factory = SocketFactory(spec.security)
         self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
@@ -107,7 +144,7 @@ class Grabber:
         """Send a message; while blocked, keep checking ``stop`` (or, with ``timeout_s``, wait at
         most that long whatever ``stop`` says). False if it was not sent."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while deadline is not None or not self.stop.is_set():
+        while deadline is not None or not (self.stop.is_set() or self._rewind_pending()):
             if self._socket.poll(100, zmq.POLLOUT):
                 self._socket.send_multipart(parts, copy=False)
                 return True
@@ -130,33 +167,50 @@ class Grabber:
             self._ring.cancel(*ring_slot)  # no message names the slot: free it
         return False
 
+    def _rewind_pending(self) -> bool:
+        return self.rewind is not None and self.rewind.pending()
+
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
         """Send the control message of type ``kind`` (a key of messages.CONTROL_MESSAGES) with
         ``fields`` (its dataclass's fields but the stream id)."""
         message = messages.CONTROL_MESSAGES[kind](self.spec.stream_id, **fields)
         self._send(messages.encode(message), timeout_s=timeout_s)
 
+    def _send_until_released(self, kind: str, **fields) -> bool:
+        """Send a control message of a file stream, however long downstream takes (a detector
+        may still be loading), until it is sent, the supervisor releases the grabber or asks
+        for a rewind; whether it was sent."""
+        parts = messages.encode(messages.CONTROL_MESSAGES[kind](self.spec.stream_id, **fields))
+        while not ((self.release is not None and self.release.is_set()) or self._rewind_pending()):
+            if self._socket.poll(100, zmq.POLLOUT):
+                self._socket.send_multipart(parts, copy=False)
+                return True
+        return False
+
     # ---- main loop
     def run(self) -> GrabberStats:
+        if self.spec.end_with_error:
+            return self._give_up()
         reason = "eof"
         try:
             source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
         except SourceError as exc:
             self.report(event="error", message=str(exc))
-            self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=0,
-                          reason=messages.reason_text(f"error: {exc}"), dropped=0)
+            self._send_until_released("stream.ended", seq=self.spec.resume_seq,
+                                      reason=messages.reason_text(f"error: {exc}"), dropped=0)
+            self._hold_open()
             self.close()
             raise
         info = source.info
         live = info.live if self.spec.live is None else self.spec.live
         self.report(event="started", frames=info.frame_count, live=live)
-        self._control("stream.started", source=self.spec.url, width=info.width, height=info.height,
-                      fps=info.fps, live=live, frames=info.frame_count)
+        self._started = dict(source=self.spec.url, width=info.width, height=info.height,
+                             fps=info.fps, live=live, frames=info.frame_count)
+        if not live:
+            return self._serve_file(source)
+        self._control("stream.started", **self._started)
         try:
-            if live:
-                reason = self._run_live(source)
-            else:
-                reason = self._run_file(source)
+            reason = self._run_live(source)
         except SourceError as exc:
             reason = f"error: {exc}"
             self.report(event="error", message=str(exc))
@@ -172,9 +226,86 @@ class Grabber:
             self.close()
         return self.stats
 
+    def _give_up(self) -> GrabberStats:
+        """The supervisor gave the stream up (its grabber kept dying): end it with the error."""
+        self._send_until_released("stream.ended", seq=self.spec.resume_seq,
+                                  reason=messages.reason_text(f"error: {self.spec.end_with_error}"), dropped=0)
+        self._hold_open()
+        self.close()
+        return self.stats
+
+    def _serve_file(self, source: VideoSource) -> GrabberStats:
+        """Send the file from ``resume_seq``, then its end marker, then wait to be released;
+        a rewind request, while sending or after, seeks back and goes on from there."""
+        position = self.spec.resume_seq or None
+        try:
+            while True:
+                if position is not None:
+                    source = self._seek(source, position)
+                # (again) after a rewind: it may have been lost too; the tracker ignores repeats
+                if not self._send_until_released("stream.started", **self._started):
+                    position = self._next_position()
+                    if position is None:
+                        return self.stats
+                    continue
+                reason = self._send_file_frames(source)
+                position = self._next_position() if self._rewind_pending() else None
+                if position is None:
+                    position = self._end_file(reason)
+                if position is None:
+                    return self.stats
+        finally:
+            source.close()
+            self.close()
+
+    def _end_file(self, reason: str) -> int | None:
+        """Send the end marker (no timeout: files are lossless), report the end, and wait for
+        the release; the position of a rewind requested meanwhile, or None."""
+        if self.stop.is_set() and reason == "eof":
+            reason = "stopped"
+        sent = self._send_until_released("stream.ended", seq=self.stats.sent,
+                                         reason=messages.reason_text(reason), dropped=0)
+        if sent:
+            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=0)
+        while self.release is not None and not self.release.wait(0.1):
+            if self._rewind_pending():
+                return self._next_position()
+        if self.release is None:
+            self._hold_open()
+        return self._next_position() if self._rewind_pending() else None
+
+    def _next_position(self) -> int | None:
+        """The frame a pending rewind asks for (starting a fresh ring if asked), or None."""
+        request = self.rewind.take() if self.rewind is not None else None
+        if request is None:
+            return None
+        seq, fresh_ring = request
+        if fresh_ring and self._ring is not None:
+            self._ring.start_fresh()
+        log.warning("%s: sending again from frame %d", self.spec.stream_id, seq)
+        return seq
+
+    def _seek(self, source: VideoSource, position: int) -> VideoSource:
+        """``source`` reopened and advanced to frame ``position`` (decoded and skipped: exact,
+        where a container seek may land on another frame)."""
+        source.close()
+        source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
+        source.skip(position)
+        self.stats.sent = self.stats.captured = position
+        return source
+
+    def _send_file_frames(self, source: VideoSource) -> str:
+        """Send frames until the end of the file, a stop or a rewind request; the reason."""
+        try:
+            self._run_file(source)
+        except SourceError as exc:
+            self.report(event="error", message=str(exc))
+            return f"error: {exc}"
+        return "eof"
+
     def _run_file(self, source: VideoSource) -> str:
         shape = None  # the last decoded frame's: the first frame sizes the ring by copy
-        while not self.stop.is_set():
+        while not (self.stop.is_set() or self._rewind_pending()):
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 break
             item, ring_slot = self._read_into_ring(source, shape)
@@ -296,7 +427,7 @@ class Grabber:
             self._ring.close()
 
 
-def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None) -> None:
+def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None, rewind=None) -> None:
     """Process entry point."""
 
     def report(**kw):
@@ -304,7 +435,7 @@ def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None) 
             report_queue.put({"stage": "grabber", "stream": spec.stream_id, **kw})
 
     try:
-        Grabber(spec, stop, report, release).run()
+        Grabber(spec, stop, report, release, rewind).run()
     except SourceError:
         pass  # already reported
 

@@ -93,6 +93,15 @@ class VideoSource:
         self._read += 1
         return timestamp, image
 
+    def skip(self, frames: int) -> int:
+        """Decode and drop the next ``frames`` frames (timestamps stay those of the file);
+        returns how many there were."""
+        skipped = 0
+        while skipped < frames and self._cap.grab():
+            skipped += 1
+        self._read += skipped
+        return skipped
+
     def close(self) -> None:
         self._cap.release()
 

@@ -2,15 +2,28 @@
 
 Detections may arrive out of order when several detector processes share the work; each
 stream keeps a reorder buffer keyed by the grabber's gap-free ``seq`` and processes frames
-strictly in order. A frame that has not arrived ``reorder_timeout_s`` after later ones were
-buffered is given up (counted), so a lost message never stalls a live stream.
+strictly in order. For a live stream a frame that has not arrived ``reorder_timeout_s``
+after later ones were buffered (or after the end marker, whose ``seq`` says how many frames
+there were) is given up (counted), so a lost message never stalls it. A file stream waits
+for the missing frame instead: files are lossless, and the supervisor has the grabber send
+again what a dead stage lost (the ``next_seq`` in the progress reports is the
+acknowledgement it rewinds to); copies of frames already tracked or buffered are dropped.
+Detections that arrive before their stream's ``stream.started`` (another detector process
+forwarded it and is slower) are held, up to ``EARLY_DETECTIONS`` per stream, until it comes;
+a repeated ``stream.started`` (sent again after a rewind) is ignored.
+
+With a ``checkpoint_dir`` each stream's state is saved every ``checkpoint_frames`` frames,
+at its start and at its end (:mod:`workers.tracker_checkpoint`); a tracker started with
+``restore`` loads them, reopens the outputs truncated to the saved offsets and reports
+``restored`` with each expected stream's next seq (0 without a checkpoint), from which the
+supervisor has the grabbers send again.
 """
 from __future__ import annotations
 
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol
 
 import zmq
@@ -20,6 +33,7 @@ from wire.events import EventBuilder
 from wire.transport import Security, SocketFactory
 from base.settings import setting
 from tracker import Tracker, TrackerConfig, TrackState
+from workers import tracker_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +41,7 @@ log = logging.getLogger(__name__)
 # often per stream, not once per frame: each report is a pickle, a pipe write and a wake-up
 # of the supervisor, on cores the detector needs.
 PROGRESS_INTERVAL_S = 0.25
+EARLY_DETECTIONS = 1024  # detections held per stream until its stream.started arrives
 
 
 class StreamOutputs(Protocol):
@@ -37,12 +52,14 @@ class StreamOutputs(Protocol):
 
     def write_frame(self, frame: int, snapshots, events) -> None: ...
     def write_events(self, events: list[dict]) -> None: ...
+    def offsets(self) -> dict[str, int]: ...
     def close(self) -> None: ...
 
 
-# (stream id, source url, live, class names) -> that stream's outputs; picklable (the
+# (stream id, source url, live, class names, offsets or None) -> that stream's outputs;
+# offsets (from StreamOutputs.offsets) reopen the files truncated there. Picklable (the
 # service passes :class:`pipeline.sinks.SinkSettings`)
-OpenOutputs = Callable[[str, str, bool, list], StreamOutputs]
+OpenOutputs = Callable[..., StreamOutputs]
 
 
 def _endpoint_problem(endpoint: str) -> str | None:
@@ -70,6 +87,9 @@ class TrackerStageSpec:
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
     security: Security = field(default_factory=Security)
+    checkpoint_dir: str | None = None  # None: no checkpoints
+    checkpoint_frames: int = 100  # a stream's state is saved every this many frames
+    restore: bool = False  # start from the checkpoints in checkpoint_dir (a restart)
 
     # the events settings, as the stage reads them
     events_endpoint = property(lambda spec: spec.events.endpoint)
@@ -140,6 +160,8 @@ class TrackerStage:
 
     def _start_stream(self, started: messages.StreamStarted) -> None:
         state = self._stream(started.stream_id)
+        if state.started is not None:
+            return  # sent again after a rewind
         state.started = started
         if started.classes:
             state.events.class_names = list(started.classes)
@@ -150,6 +172,7 @@ class TrackerStage:
             source=started.source, width=started.width, height=started.height, fps=started.fps,
             live=started.live, frames=started.frames)])
         self.report(event="stream.started", stream=state.stream_id, frames=started.frames)
+        self._checkpoint(state)
 
     def _handle(self, parts) -> None:
         """Decode one message and act on it; a bad or unexpected one is counted and dropped."""
@@ -172,7 +195,11 @@ class TrackerStage:
     def _buffer_detections(self, msg: messages.DetectionsMessage) -> None:
         state = self._stream(msg.stream_id)
         if msg.seq < state.next_seq or state.ended or msg.seq in state.buffer:
-            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: duplicate, or late after a skip")
+            log.debug("dropped detections %d of %s: a copy, or late after a skip", msg.seq, msg.stream_id)
+            return
+        if state.started is None and len(state.buffer) >= EARLY_DETECTIONS:
+            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: more than {EARLY_DETECTIONS} "
+                       f"before its stream.started")
             return
         state.buffer[msg.seq] = msg
         if state.buffered_since is None:
@@ -183,25 +210,40 @@ class TrackerStage:
         self.publish(state, [state.events.stream_stalled(state.last_frame, state.last_ts, seconds=stalled.seconds)])
 
     def _note_end(self, ended: messages.StreamEnded) -> None:
-        self._stream(ended.stream_id).end = ended
+        state = self._stream(ended.stream_id)
+        state.end = ended
+        if state.buffered_since is None:
+            state.buffered_since = time.monotonic()  # a live stream's lost last frames time out from here
 
     def _drain(self, state: StreamState) -> None:
-        """Process buffered frames in order; give up a missing one after the reorder timeout."""
-        while True:
+        """Process buffered frames in order (once the stream has started); a live stream
+        gives up a missing one after the reorder timeout, a file stream waits for it."""
+        while state.started is not None and not state.ended:
             msg = state.buffer.pop(state.next_seq, None)
             if msg is not None:
                 self._track(state, msg)
                 state.next_seq += 1
-                state.buffered_since = time.monotonic() if state.buffer else None
+                state.buffered_since = time.monotonic() if state.buffer or state.end else None
+                if state.next_seq % self.spec.checkpoint_frames == 0:
+                    self._checkpoint(state)
                 continue
-            if state.buffer and time.monotonic() - (state.buffered_since or 0) > self.spec.reorder_timeout_s:
-                first = min(state.buffer)  # give up every missing frame before it at once (a gap may be huge)
-                state.skipped += first - state.next_seq
-                state.next_seq = first
-                continue
-            break
+            if not self._skip_missing(state):
+                break
         if state.end is not None and state.next_seq >= state.end.seq and not state.ended:
             self._end_stream(state)
+
+    def _skip_missing(self, state: StreamState) -> bool:
+        """Live streams only: after the reorder timeout, give up every missing frame before
+        the first buffered one (a gap may be huge), or before the end marker's seq."""
+        if not state.started.live or state.buffered_since is None \
+                or time.monotonic() - state.buffered_since <= self.spec.reorder_timeout_s:
+            return False
+        target = min(state.buffer) if state.buffer else (state.end.seq if state.end is not None else 0)
+        if target <= state.next_seq:
+            return False
+        state.skipped += target - state.next_seq
+        state.next_seq = target
+        return True
 
     def _fits_stream(self, state: StreamState, msg: messages.DetectionsMessage) -> bool:
         """Whether ``msg`` can follow the stream's frames so far: a later frame index, and
@@ -241,7 +283,8 @@ class TrackerStage:
         (``time.monotonic()`` of the first and the last: the clock is system-wide)."""
         if state.unreported:
             self.report(event="frames", stream=state.stream_id, count=state.unreported,
-                        first_at=state.unreported_first_at, last_at=state.unreported_last_at)
+                        first_at=state.unreported_first_at, last_at=state.unreported_last_at,
+                        next_seq=state.next_seq)
             state.unreported = 0
 
     def _end_stream(self, state: StreamState) -> None:
@@ -257,19 +300,49 @@ class TrackerStage:
             self._report_sink_errors(state)
         self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, reason=end.reason,
                     dropped=end.dropped)
+        self._checkpoint(state)
+
+    # ---- checkpoints
+    def _checkpoint(self, state: StreamState) -> None:
+        """Save the stream's state and its outputs' offsets (flushed) in ``checkpoint_dir``."""
+        if self.spec.checkpoint_dir is None:
+            return
+        offsets = state.sinks.offsets() if state.sinks is not None and not state.ended else None
+        saved = replace(state, sinks=None, buffer={}, buffered_since=None, unreported=0)
+        tracker_checkpoint.save(self.spec.checkpoint_dir, state.stream_id,
+                                tracker_checkpoint.StreamCheckpoint(saved, offsets))
+
+    def _restore(self) -> None:
+        """Load every expected stream's checkpoint, reopen its outputs at the saved offsets,
+        and report where each stream goes on (``restored``, its next seq)."""
+        for stream_id in self.spec.expected_streams:
+            checkpoint = tracker_checkpoint.load(self.spec.checkpoint_dir, stream_id)
+            if checkpoint is not None:
+                state = self.streams[stream_id] = checkpoint.state
+                if state.started is not None and not state.ended and self.spec.open_outputs is not None:
+                    started = state.started
+                    state.sinks = self.spec.open_outputs(stream_id, started.source, started.live,
+                                                         state.events.class_names, checkpoint.offsets)
+                    self._report_sink_errors(state)
+            state = self.streams.get(stream_id)
+            next_seq, frames = (state.next_seq, state.frames) if state is not None else (0, 0)
+            log.warning("tracker restored %s at frame %d", stream_id, next_seq)
+            self.report(event="restored", stream=stream_id, next_seq=next_seq, frames=frames)
 
     def done(self) -> bool:
         expected = self.spec.expected_streams
         return bool(expected) and all(s in self.streams and self.streams[s].ended for s in expected)
 
     def run(self) -> None:
+        if self.spec.restore and self.spec.checkpoint_dir is not None:
+            self._restore()
         try:
             while self.stop is None or not self.stop.is_set():
                 if self._pull.poll(100):
                     self._handle(self._pull.recv_multipart(copy=False))
                 else:
                     for state in list(self.streams.values()):
-                        if state.buffer:
+                        if state.buffer or (state.end is not None and not state.ended):
                             self._drain(state)
                         self._report_progress_if_due(state, time.monotonic())  # a stalled or slow stream
                 if self.spec.exit_when_done and self.done():
