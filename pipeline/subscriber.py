@@ -12,7 +12,8 @@ from wire.transport import Security, SocketFactory
 class EventCollector(threading.Thread):
     """Subscribes to ``endpoint`` and appends every event to ``events`` until :meth:`close`.
 
-    ``on_event`` (optional) is called for each event as it arrives.
+    ``on_event`` (optional) is called for each event as it arrives. Over tcp it presents the
+    subscriber key of ``security.keys_dir`` (a service's run: ``Service.endpoints.security``).
     """
 
     def __init__(self, endpoint: str, security: Security = Security(), on_event=None):
@@ -21,7 +22,7 @@ class EventCollector(threading.Thread):
         self.events: list[dict] = []
         self.on_event = on_event
         self._closing = threading.Event()
-        self._factory = SocketFactory(security)
+        self._factory = SocketFactory(security, role="subscriber")
         self._sock = self._factory.connect(zmq.SUB, endpoint)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
 
