@@ -47,14 +47,14 @@ class DetectorStageSpec:
 
     frame_endpoints: list[str]
     detections_endpoint: str
-    # the stream id each frame endpoint carries (same order): anything else arriving there is
-    # dropped and counted ([]: no check, for tools without a config)
-    frame_streams: list[str] = field(default_factory=list)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     hwm: int = 4  # transport.hwm
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
     prefetch_cpus: list[int] | None = None  # CPUs for the prefetch thread (None: the process's own)
+    # the stream id each frame endpoint carries (same order): anything else arriving there is
+    # dropped and counted ([]: no check, for tools without a config)
+    frame_streams: list[str] = field(default_factory=list)
 
     # the settings, as the stage reads them
     batch_size = _from_config("batch_size")
