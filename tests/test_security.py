@@ -230,6 +230,8 @@ def test_a_subscriber_key_reads_events_but_cannot_pull_frames_or_push_detections
             assert _transfers(*pair(zmq.PUB, zmq.SUB, SUBSCRIBERS, stage_client), server_sends=True) == 0
         assert _transfers(*pair(zmq.PUB, zmq.SUB, SUBSCRIBERS, subscriber), server_sends=True) > 0
         assert _transfers(*pair(zmq.PUSH, zmq.PULL, STAGES, stage_client), server_sends=True) > 0
+        # every refused handshake is counted per socket kind (libzmq retries: at least once per attempt)
+        assert server.authorised[STAGES].refused >= 6 and server.authorised[SUBSCRIBERS].refused >= 3
         with pytest.raises(ConfigError, match="security.keys_dir: refusing to bind"):
             SocketFactory().bind(zmq.PUSH, f"tcp://127.0.0.1:{free_tcp_port()}")  # tcp is never plain
     finally:
@@ -523,3 +525,27 @@ def test_a_video_wider_than_max_side_ends_its_stream_with_an_error_and_leaves_no
         assert len(got) == 1 and isinstance(got[0], messages.StreamEnded) and got[0].reason.startswith("error")
         if frame_ring.available():
             assert not [e for e in os.listdir(frame_ring.SHM_DIR) if e.startswith(prefix)]
+
+
+def test_ipc_sockets_live_in_a_private_folder_and_tcp_events_get_the_runs_keys(tmp_path):
+    """Endpoints of an ipc run: socket files 0600 in a 0700 folder (no one else can connect);
+    the tcp events socket gets keys made for the run in that folder; all removed."""
+    from pipeline.config import config_from_dict
+    from pipeline.service import Endpoints
+
+    config = config_from_dict({"sources": [{"url": "a.mp4", "id": "a"}], "transport": {"kind": "ipc"}})
+    endpoints = Endpoints(config)
+    folder = Path(endpoints.detections[len("ipc://"):]).parent
+    factory = SocketFactory(endpoints.security)
+    try:
+        factory.bind(zmq.PULL, endpoints.detections)
+        factory.bind(zmq.PUSH, endpoints.frames[0])
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        for path in folder.iterdir():
+            if path.is_socket():
+                assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert Path(endpoints.keys_dir).parent == folder and endpoints.events.startswith("tcp://127.0.0.1:")
+    finally:
+        factory.close()
+        endpoints.cleanup()
+    assert not folder.exists()

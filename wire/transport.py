@@ -99,6 +99,26 @@ def ephemeral_security(run_dir: str | Path) -> Security:
     return Security(str(generate_keys(Path(run_dir) / "keys")))
 
 
+class AuthorisedKeys:
+    """The client keys of one ZAP domain (public keys in a folder, loaded once), for pyzmq's
+    authenticator; counts the refused clients (``refused``) and logs the first few."""
+
+    def __init__(self, domain: str, folder: Path):
+        self.domain = domain
+        self.allowed = set(zmq.auth.load_certificates(str(folder))) if folder.is_dir() else set()
+        self.refused = 0
+        if not self.allowed:
+            log.warning("%s: no client keys: no one can connect to the %s sockets", folder, domain)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        if key in self.allowed:
+            return True
+        self.refused += 1
+        if self.refused <= 3:
+            log.warning("refused a client with an unauthorised CURVE key on a %s socket", self.domain)
+        return False
+
+
 class SocketFactory:
     """Makes configured sockets on one context; one per process. ``role`` names the key a
     connecting socket presents: ``client`` (the stages) or ``subscriber``."""
@@ -108,6 +128,7 @@ class SocketFactory:
         self.security = security
         self.role = role
         self._auth: ThreadAuthenticator | None = None
+        self.authorised: dict[str, AuthorisedKeys] = {}  # ZAP domain -> its keys and refusals (once a server binds)
         self._keys_dir = Path(security.keys_dir) if security.enabled else None
         if self._keys_dir is not None and not self._keys_dir.is_dir():
             raise ConfigError(f"security.keys_dir: no CURVE keys folder at {self._keys_dir}")
@@ -124,11 +145,8 @@ class SocketFactory:
             self._auth = ThreadAuthenticator(self.context)
             self._auth.start()
             for domain, folder in _AUTHORISED.items():
-                if (self._keys_dir / folder).is_dir():
-                    self._auth.configure_curve(domain=domain, location=str(self._keys_dir / folder))
-                else:
-                    log.warning("%s: no %s/ folder: no client key can connect to the %s sockets",
-                                self._keys_dir, folder, domain)
+                self.authorised[domain] = AuthorisedKeys(domain, self._keys_dir / folder)
+                self._auth.configure_curve_callback(domain=domain, credentials_provider=self.authorised[domain])
 
     def bind(self, kind: int, endpoint: str, hwm: int | None = None, max_message_bytes: int | None = None,
              domain: str = STAGES) -> zmq.Socket:
@@ -140,6 +158,9 @@ class SocketFactory:
             if endpoint.startswith("tcp://"):
                 self._curve_server(sock, endpoint, domain)
             sock.bind(endpoint)
+            bound = sock.last_endpoint.decode()
+            if bound.startswith("ipc://") and not bound.startswith("ipc://@"):  # @: abstract, no file
+                os.chmod(bound[len("ipc://"):], 0o600)  # the owner only, whatever the umask
         except BaseException:
             sock.close(0)
             raise

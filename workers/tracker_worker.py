@@ -30,6 +30,7 @@ PROGRESS_INTERVAL_S = 0.25
 # detections messages queued in the receiving socket; each part at most
 # messages.MAX_DETECTIONS_PART_BYTES (ZMQ_MAXMSGSIZE), real ones a few kB
 DETECTIONS_HWM = 64
+MAX_FOREIGN_IDS = 1000  # unconfigured stream ids counted one by one (the rest only in bad_messages)
 
 
 class StreamOutputs(Protocol):
@@ -179,11 +180,11 @@ class TrackerStage:
         if not self.spec.expected_streams or stream_id in self.spec.expected_streams:
             return True
         self.bad_messages += 1
-        count = self.foreign_messages.get(stream_id, 0)
-        if count == 0 and len(self.foreign_messages) < 1000:  # bounded: ids come from the wire
+        if stream_id in self.foreign_messages:
+            self.foreign_messages[stream_id] += 1
+        elif len(self.foreign_messages) < MAX_FOREIGN_IDS:  # bounded: the ids come from the wire
+            self.foreign_messages[stream_id] = 1
             log.warning("dropping messages of stream %r: not a configured stream", stream_id)
-        if count or len(self.foreign_messages) < 1000:
-            self.foreign_messages[stream_id] = count + 1
         return False
 
     def _drop(self, why: str) -> None:
