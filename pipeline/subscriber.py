@@ -6,6 +6,7 @@ import threading
 
 import zmq
 
+from base.errors import ConfigError
 from wire.transport import Security, SocketFactory
 
 
@@ -22,6 +23,9 @@ class EventCollector(threading.Thread):
         self.events: list[dict] = []
         self.on_event = on_event
         self._closing = threading.Event()
+        if endpoint.startswith("tcp://") and not security.enabled:  # it would silently receive nothing
+            raise ConfigError(f"{endpoint}: tcp events are CURVE-encrypted; pass the run's keys "
+                              "(EventCollector(endpoint, service.endpoints.security))")
         self._factory = SocketFactory(security, role="subscriber")
         self._sock = self._factory.connect(zmq.SUB, endpoint)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
