@@ -49,7 +49,8 @@ from pipeline.config import Config, check_config
 from pipeline.sinks import SinkSettings
 from pipeline.supervision import RestartBudget, describe_exit
 from workers.tracker_worker import TrackerStageSpec, tracker_main
-from wire.transport import check_bind_host
+from base.errors import ConfigError
+from wire.transport import Security, check_bind_host, ephemeral_security, is_loopback
 from workers.grabber import GrabberSpec, RewindRequest, grabber_main
 from workers.sources import source_kind
 
@@ -147,26 +148,48 @@ class RunSummary:
 
 
 class Endpoints:
-    """Socket addresses of one run (ipc files in a private temp folder, or tcp ports)."""
+    """Socket addresses and socket security of one run.
+
+    Every run has a private folder (0700, removed by :meth:`cleanup`): the ipc socket files
+    live there, so only this user can connect to them. Over tcp (the stages' sockets or the
+    events socket) every socket uses CURVE: with ``security.keys_dir`` its keys, without it
+    keys made for the run in the folder (``keys/``; loopback only: binding beyond loopback
+    without ``security.keys_dir`` is refused). ``security`` is what the stages use;
+    ``keys_dir`` is the folder a subscriber's ``--keys`` names (None: no tcp)."""
 
     def __init__(self, config: Config):
         t = config.transport
-        self._tmp = None
-        n = len(config.sources)
-        if t.kind == "ipc":
-            self._tmp = tempfile.mkdtemp(prefix="vt-")
-            self.frames = [f"ipc://{self._tmp}/f{i}" for i in range(n)]
-            self.detections = f"ipc://{self._tmp}/d"
-        else:
-            self.detections = f"tcp://{t.host}:{t.base_port}"
-            self.frames = [f"tcp://{t.host}:{t.base_port + 1 + i}" for i in range(n)]
-        self.events = config.events.endpoint
+        self._tmp = tempfile.mkdtemp(prefix="vt-")  # mode 0700
         try:
-            for endpoint in [self.detections, self.events, *self.frames]:
-                check_bind_host(endpoint, t.allow_remote)
+            n = len(config.sources)
+            if t.kind == "ipc":
+                self.frames = [f"ipc://{self._tmp}/f{i}" for i in range(n)]
+                self.detections = f"ipc://{self._tmp}/d"
+            else:
+                self.detections = f"tcp://{t.host}:{t.base_port}"
+                self.frames = [f"tcp://{t.host}:{t.base_port + 1 + i}" for i in range(n)]
+            self.events = config.events.endpoint
+            self.security = self._security(config.security, t.allow_remote)
         except Exception:
             self.cleanup()  # a refused address leaves no temp folder behind
             raise
+        self.keys_dir = self.security.keys_dir
+
+    @property
+    def all(self) -> list[str]:
+        return [self.detections, self.events, *self.frames]
+
+    def _security(self, security: Security, allow_remote: bool) -> Security:
+        for endpoint in self.all:
+            check_bind_host(endpoint, allow_remote)
+        tcp = [e for e in self.all if e.startswith("tcp://")]
+        if security.enabled or not tcp:
+            return security
+        remote = [e for e in tcp if not is_loopback(e)]
+        if remote:
+            raise ConfigError(f"security.keys_dir: binding {remote[0]} beyond loopback needs CURVE keys shared "
+                              "by the hosts; make them with `vidtrack keys DIR` and set [security] keys_dir")
+        return ephemeral_security(self._tmp)
 
     def cleanup(self) -> None:
         if self._tmp:
@@ -188,7 +211,7 @@ class Service:
         self.stop_detectors = self.ctx.Event()
         self.stop_tracker = self.ctx.Event()
         self.endpoints = Endpoints(config)
-        self.security = config.security
+        self.security = self.endpoints.security  # with the run's own keys where tcp needs them
         self.summary = RunSummary(out_dir=config.output.dir or None)
         self._bars: dict = {}
         self.children: dict[str, Child] = {}
@@ -218,6 +241,7 @@ class Service:
         d = self.config.detector
         return DetectorStageSpec(
             frame_endpoints=self.endpoints.frames, detections_endpoint=self.endpoints.detections,
+            frame_streams=[s.id for s in self.config.sources],
             detector=d, hwm=self.config.transport.hwm, security=self.security,
             threads=d.threads or (max(1, len(self.cpu_plan.detector) // d.workers) if self.cpu_plan else 0),
             # the letterbox of the next batch starts on the grabbers' and tracker's CPUs, and the
@@ -239,7 +263,7 @@ class Service:
             return None
         return SinkSettings(
             o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video,
-            coast_frames=self.config.tracker.coast_frames,
+            coast_frames=self.config.tracker.coast_frames, sources={s.id: s.url for s in self.config.sources},
             # decoding, drawing and encoding the annotated video cost ~10x the tracking: its
             # threads may use every CPU, the detector's included (vidtrack track on the
             # towncentre clip, interleaved runs: steady state 72 frames/s, 50 with the video

@@ -13,6 +13,9 @@ their sizes (the tracker's checkpoints keep them), and sinks opened with those o
 truncate the files there and append, so a restarted tracker writes every frame once. The
 annotated video cannot be resumed mid-file: a restarted tracker writes it again from the
 start, the frames before its checkpoint without boxes.
+
+Every path is ``output.dir/<stream id>.<suffix>``, resolved and checked to lie in
+``output.dir`` (:func:`output_path`).
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from workers.affinity import pin_this_thread
 from tracker.config import TrackerConfig
 from tracker import TrackState
 from base.errors import SourceError
+from wire.messages import valid_stream_id
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +232,23 @@ class VideoSink:
             writer.write(draw_tracks(image, snapshots, trails, self.class_names))
 
 
+class UnsafePath(ValueError):
+    """An output path that would lie outside ``output.dir``."""
+
+
+def output_path(out_dir: str | Path, stream_id: str, suffix: str) -> Path:
+    """``out_dir/<stream_id>.<suffix>``, resolved (symbolic links followed) and checked to lie
+    directly inside ``out_dir`` (resolved too): a stream id that is not a valid wire id
+    (separators, dots only) or a planted link that leads elsewhere raise :class:`UnsafePath`."""
+    if not valid_stream_id(stream_id):
+        raise UnsafePath(f"stream id {stream_id!r} cannot name an output file")
+    root = Path(out_dir).resolve()
+    path = (root / f"{stream_id}.{suffix}").resolve()
+    if path.parent != root:
+        raise UnsafePath(f"{root / f'{stream_id}.{suffix}'} leads outside {root}")
+    return path
+
+
 @dataclass(frozen=True)
 class SinkSettings:
     """Which outputs every stream gets, and where; calling it opens one stream's sinks (the
@@ -239,11 +260,16 @@ class SinkSettings:
     video: bool = False
     coast_frames: int = TrackerConfig.coast_frames
     video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
+    # stream id -> the source the config names for it: the annotated video re-reads that one,
+    # never a path a message names (None: trust ``source_url``, for tools without a config)
+    sources: dict[str, str] | None = None
 
     def __call__(self, stream_id: str, source_url: str, live: bool, class_names: list,
                  offsets: dict[str, int] | None = None) -> "StreamSinks":
-        return StreamSinks(Path(self.out_dir), stream_id, source_url, live, self.mot, self.jsonl, self.video,
-                           class_names, self.coast_frames, self.video_cpus, offsets)
+        if self.sources is not None:
+            source_url = self.sources.get(stream_id, "")
+        return StreamSinks(Path(self.out_dir), stream_id, source_url, live, self.mot, self.jsonl,
+                           self.video and bool(source_url), class_names, self.coast_frames, self.video_cpus, offsets)
 
 
 class StreamSinks:
@@ -263,13 +289,12 @@ class StreamSinks:
         self.errors: list[str] = []
         if out_dir is None:
             return
-        out_dir = Path(out_dir)
         makers = []  # (sink class, opener): a class names the sink whose opening fails
         if mot:
-            makers.append((MotSink, lambda: MotSink(out_dir / f"{stream_id}.mot.txt", coast_frames,
+            makers.append((MotSink, lambda: MotSink(output_path(out_dir, stream_id, "mot.txt"), coast_frames,
                                                     offsets.get("mot"))))
         if video and not live:
-            makers.append((VideoSink, lambda: VideoSink(out_dir / f"{stream_id}.annotated.mp4", source_url,
+            makers.append((VideoSink, lambda: VideoSink(output_path(out_dir, stream_id, "annotated.mp4"), source_url,
                                                         class_names, cpus=video_cpus)))
         for kind, make in makers:
             try:
@@ -278,7 +303,7 @@ class StreamSinks:
                 self._failed(kind, "cannot be opened", exc)
         if jsonl:
             try:
-                self.jsonl = JsonlSink(out_dir / f"{stream_id}.events.jsonl", offsets.get("jsonl"))
+                self.jsonl = JsonlSink(output_path(out_dir, stream_id, "events.jsonl"), offsets.get("jsonl"))
             except Exception as exc:  # noqa: BLE001 - reported, the stream goes on without it
                 self._failed(JsonlSink, "cannot be opened", exc)
 

@@ -6,13 +6,15 @@ import threading
 
 import zmq
 
+from base.errors import ConfigError
 from wire.transport import Security, SocketFactory
 
 
 class EventCollector(threading.Thread):
     """Subscribes to ``endpoint`` and appends every event to ``events`` until :meth:`close`.
 
-    ``on_event`` (optional) is called for each event as it arrives.
+    ``on_event`` (optional) is called for each event as it arrives. Over tcp it presents the
+    subscriber key of ``security.keys_dir`` (a service's run: ``Service.endpoints.security``).
     """
 
     def __init__(self, endpoint: str, security: Security = Security(), on_event=None):
@@ -21,7 +23,10 @@ class EventCollector(threading.Thread):
         self.events: list[dict] = []
         self.on_event = on_event
         self._closing = threading.Event()
-        self._factory = SocketFactory(security)
+        if endpoint.startswith("tcp://") and not security.enabled:  # it would silently receive nothing
+            raise ConfigError(f"{endpoint}: tcp events are CURVE-encrypted; pass the run's keys "
+                              "(EventCollector(endpoint, service.endpoints.security))")
+        self._factory = SocketFactory(security, role="subscriber")
         self._sock = self._factory.connect(zmq.SUB, endpoint)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
 

@@ -63,13 +63,17 @@ def test_camera_index_may_be_an_integer():
     assert config.sources[0].url == "0" and config.sources[0].id == "camera0"
 
 
-def test_remote_bind_needs_explicit_permission():
+def test_remote_bind_needs_explicit_permission_and_keys_of_ones_own(tmp_path):
     from pipeline.service import Endpoints
+    from wire.transport import generate_keys
 
     config = config_from_dict({"sources": [{"url": "a.mp4"}], "transport": {"kind": "tcp", "host": "0.0.0.0"}})
     with pytest.raises(ConfigError, match="allow_remote"):
         Endpoints(config)
     config.transport.allow_remote = True
+    with pytest.raises(ConfigError, match="security.keys_dir: binding tcp://0.0.0.0:5550 beyond loopback"):
+        Endpoints(config)
+    config.security = type(config.security)(str(generate_keys(tmp_path / "keys")))
     Endpoints(config).cleanup()
 
 
@@ -85,7 +89,7 @@ def test_remote_bind_needs_explicit_permission():
     ({"sources": [{"url": ""}]}, r"sources\[0\].url: must not be empty"),
     ({"sources": [{"url": "a.mp4", "stall_seconds": -1}]}, r"sources\[0\].stall_seconds: must be more than 0"),
     ({"sources": [{"url": "a.mp4", "reconnect_attempts": -2}]}, r"sources\[0\].reconnect_attempts: must be 0 or more"),
-    ({"sources": [{"url": "a.mp4", "id": ".."}]}, r"sources\[0\].id: must be 1-64"),
+    ({"sources": [{"url": "a.mp4", "id": ".."}]}, r"sources\[0\].id: must be 1-128"),
     ({"security": {"keys_dir": "/no/such/keys"}}, "security.keys_dir: no CURVE keys there"),
 ])
 def test_what_would_fail_later_is_refused_at_start(data, message):

@@ -38,9 +38,9 @@ def run(tmp_path_factory):
     config.output.dir = str(root / "out")
     config.output.video = True
     config.output.progress = False
-    collector = EventCollector(config.events.endpoint)
-    collector.start()
     service = Service(config)
+    collector = EventCollector(config.events.endpoint, service.endpoints.security)
+    collector.start()
     summary = service.run()
     collector.close()
     return {"root": root, "scene": scene, "summary": summary, "events": collector.events, "out": root / "out",

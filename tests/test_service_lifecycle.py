@@ -48,7 +48,7 @@ def test_curve_secret_keys_are_readable_by_their_owner_only(tmp_path):
     keys = generate_keys(tmp_path / "keys")
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
     secrets = sorted(keys.glob("*.key_secret"))
-    assert [p.name for p in secrets] == ["client.key_secret", "server.key_secret"]
+    assert [p.name for p in secrets] == ["client.key_secret", "server.key_secret", "subscriber.key_secret"]
     for path in secrets:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 

@@ -45,7 +45,6 @@ def test_curve_unknown_client_is_refused(tmp_path):
 
     shutil.copy(keys / "server.key", stranger / "server.key")
     server, client = SocketFactory(Security(str(keys))), SocketFactory(Security(str(stranger)))
-    client.server_public = server.server_public
     try:
         assert _pub_sub(server, client) == []
     finally:

@@ -12,7 +12,8 @@ Frame (grabber -> detector, :class:`FrameMessage`), parts ``[header, pixels]``:
     "dtype": "uint8", "encoding": "raw" | "jpeg" | "shm"}``, sides 1..MAX_SIDE. ``index`` is
     the capture frame number (gaps = frames dropped at the grabber), ``seq`` the send
     sequence number (gap-free per stream, used to restore order after several detectors).
-    pixels: raw BGR bytes (sent zero-copy, exactly H*W*3 of them) or a JPEG; for "shm" (ipc
+    pixels: raw BGR bytes (sent zero-copy, exactly H*W*3 of them) or a JPEG (its own header
+    must give the same H and W and 3 components: read before decoding); for "shm" (ipc
     only) the header also has ``"ring": str, "slot": int`` naming a slot of a shared-memory
     frame ring (:mod:`wire.frame_ring`) and the pixels part is empty.
 
@@ -33,7 +34,8 @@ Control (grabber -> detector -> tracker), one part:
 
 :func:`decode` raises :class:`ProtocolError` on anything malformed (and only that); stages
 count and drop such messages and never crash on them. :func:`encode` checks its header with
-the same rules, so whatever it sends decodes.
+the same rules, so whatever it sends decodes. Receivers set ``ZMQ_MAXMSGSIZE`` from
+``MAX_FRAME_PART_BYTES`` / ``MAX_DETECTIONS_PART_BYTES`` (:mod:`wire.transport`).
 """
 from __future__ import annotations
 
@@ -66,6 +68,10 @@ MAX_CLASSES = 1024
 MAX_CLASS_NAME = 64
 MAX_COORD = 1e6  # pixels, far beyond any frame side
 MAX_RING_NAME = 255
+# the largest message part a receiver accepts, per socket (ZMQ_MAXMSGSIZE): a peer sending
+# more is disconnected by libzmq as soon as the part's length is read
+MAX_FRAME_PART_BYTES = MAX_SIDE * MAX_SIDE * 3  # raw pixels of the largest frame; JPEGs are smaller
+MAX_DETECTIONS_PART_BYTES = max(MAX_HEADER_BYTES, MAX_DETECTIONS * MAX_EMBEDDING_DIM * 4)  # embeddings
 ENCODINGS = ("raw", "jpeg", "shm")
 _STREAM_ID = re.compile(r"[A-Za-z0-9._-]{1,%d}" % MAX_STREAM_ID)
 _COMMON_KEYS = frozenset({"v", "type", "stream"})
@@ -348,9 +354,46 @@ def _shm_pixels(payload: memoryview, shape, ring_slot, rings) -> np.ndarray:
         raise ProtocolError(str(exc)) from None
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start of frame; not DHT, JPG, DAC
+_STANDALONE_MARKERS = frozenset(range(0xD0, 0xD9)) | {0x01}  # RSTn, SOI, EOI, TEM: no length
+
+
+def jpeg_size(data) -> tuple[int, int, int]:
+    """(height, width, components) from a JPEG's start-of-frame header, read without
+    decoding (the markers before the image data are walked); ProtocolError if there is none."""
+    data = memoryview(data)
+    if data.nbytes < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        raise ProtocolError("JPEG payload does not start with an SOI marker")
+    pos = 2
+    while pos + 4 <= data.nbytes:
+        if data[pos] != 0xFF:
+            raise ProtocolError("JPEG payload has bytes between its markers")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _STANDALONE_MARKERS:
+            pos += 2
+            continue
+        length = (data[pos + 2] << 8) | data[pos + 3]
+        if marker in _SOF_MARKERS and length >= 8 and pos + 10 <= data.nbytes:
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
+            return height, width, data[pos + 9]
+        if marker == 0xDA or length < 2:  # image data before any frame header, or a broken length
+            break
+        pos += 2 + length
+    raise ProtocolError("JPEG payload has no start-of-frame header")
+
+
 def _jpeg_pixels(payload: memoryview, shape, ring_slot, rings) -> np.ndarray:
     if payload.nbytes > shape[0] * shape[1] * shape[2] + 1024 * 1024:
         raise ProtocolError("JPEG payload larger than its raw frame")
+    height, width, components = jpeg_size(payload)
+    if (height, width) != shape[:2] or components != 3:
+        # refused before the decoder allocates the size the JPEG claims
+        raise ProtocolError(f"JPEG header says {width}x{height} with {components} components, "
+                            f"the frame header {shape[1]}x{shape[0]} with 3")
     image = cv2.imdecode(np.frombuffer(payload, np.uint8), cv2.IMREAD_COLOR) if payload.nbytes else None
     if image is None or image.shape != shape:
         raise ProtocolError("JPEG payload does not decode to the declared shape")

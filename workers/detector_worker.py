@@ -52,6 +52,9 @@ class DetectorStageSpec:
     security: Security = field(default_factory=Security)
     threads: int = 0  # TensorFlow intra-op threads, 0 = auto (see detector_threads)
     prefetch_cpus: list[int] | None = None  # CPUs for the prefetch thread (None: the process's own)
+    # the stream id each frame endpoint carries (same order): anything else arriving there is
+    # dropped and counted ([]: no check, for tools without a config)
+    frame_streams: list[str] = field(default_factory=list)
 
     # the settings, as the stage reads them
     batch_size = _from_config("batch_size")
@@ -64,6 +67,7 @@ class DetectorStats:
     frames: int = 0
     batches: int = 0
     bad_messages: int = 0
+    foreign_messages: int = 0  # frames or control of another stream than their socket's (also in bad_messages)
     detections: int = 0
     busy_s: float = 0.0  # network, embeddings and sending (the thread that runs the network)
     prepare_s: float = 0.0  # letterbox into network batches (the prefetch thread, where there is one)
@@ -123,7 +127,16 @@ class DetectorStage:
         # Each grabber's pipe must be able to hold a whole batch: with the receive queue at
         # hwm=4 a single stream reached the network 3.9 frames at a time (the service's detector
         # stats on bench/pipeline.py's clip: 76 batches for 300 frames; 39 with this).
-        self._pull = self._factory.connect(zmq.PULL, spec.frame_endpoints, hwm=max(spec.hwm, spec.batch_size))
+        # One socket per grabber, so that a message is known to come from its stream's socket;
+        # a part larger than the largest frame disconnects its sender before it is read.
+        streams = spec.frame_streams or [None] * len(spec.frame_endpoints)
+        self._pulls = [(self._factory.connect(zmq.PULL, endpoint, hwm=max(spec.hwm, spec.batch_size),
+                                              max_message_bytes=messages.MAX_FRAME_PART_BYTES), stream)
+                       for endpoint, stream in zip(spec.frame_endpoints, streams)]
+        self._poller = zmq.Poller()
+        for sock, _ in self._pulls:
+            self._poller.register(sock, zmq.POLLIN)
+        self._foreign_logged: set[tuple[str, str]] = set()
         self._push = self._factory.connect(zmq.PUSH, spec.detections_endpoint, hwm=spec.hwm * 4)
         # shared-memory frames only come from grabbers on this machine: accepted on ipc sockets only
         ipc_only = all(e.startswith("ipc://") for e in spec.frame_endpoints)
@@ -131,27 +144,38 @@ class DetectorStage:
 
     def _receive_batch(self, on_control=None) -> list:
         """Wait up to 100 ms for a first message, then gather what arrives within the batch
-        window. Control messages go to ``on_control(control, parts)`` (default: forwarded);
-        the batch is a list of (frame, seq)."""
+        window, taking from the grabbers' sockets in turn. Control messages go to
+        ``on_control(control, parts)`` (default: forwarded); the batch is a list of (frame, seq)."""
         on_control = on_control or self._forward
         batch = []
-        if not self._pull.poll(100):
+        if not self._poller.poll(100):
             return batch
         deadline = time.monotonic() + self.spec.batch_wait_ms / 1000.0
         while len(batch) < self.spec.batch_size:
-            try:
-                parts = self._pull.recv_multipart(flags=zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            if not self._receive_round(batch, on_control):
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._pull.poll(max(1, int(remaining * 1000))):
+                if remaining <= 0 or not self._poller.poll(max(1, int(remaining * 1000))):
                     break
+        return batch
+
+    def _receive_round(self, batch: list, on_control) -> bool:
+        """Take at most one message from each frame socket (until the batch is full); False
+        when none had one."""
+        got = False
+        for sock, stream in self._pulls:
+            if len(batch) >= self.spec.batch_size:
+                break
+            try:
+                parts = sock.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
                 continue
-            message = self._decode(parts)
+            got = True
+            message = self._decode(parts, stream)
             if isinstance(message, messages.FrameMessage):
                 batch.append((message.frame, message.seq))
             elif message is not None:
                 on_control(message, parts)
-        return batch
+        return got
 
     def _forward(self, control: messages.ControlMessage, parts) -> None:
         """Pass a control message on at once; ``stream.started`` gains the model's class names."""
@@ -168,8 +192,9 @@ class DetectorStage:
             log.warning("stream.started of %s forwarded without class names: %s", started.stream_id, exc)
             return parts
 
-    def _decode(self, parts) -> messages.FrameMessage | messages.ControlMessage | None:
-        """The frame or control message of ``parts``; None (counted, logged) for anything else."""
+    def _decode(self, parts, stream: str | None = None) -> messages.FrameMessage | messages.ControlMessage | None:
+        """The frame or control message of ``parts`` (of stream ``stream``, where the socket
+        has one); None (counted, logged) for anything else."""
         try:
             message = messages.decode(parts, self._rings)
         except messages.ProtocolError as exc:
@@ -180,7 +205,21 @@ class DetectorStage:
             self.stats.bad_messages += 1
             log.warning("dropped a detections message: the detector takes frames and control only")
             return None
+        if stream is not None and message.stream_id != stream:
+            self._drop_foreign(message, stream)
+            return None
         return message
+
+    def _drop_foreign(self, message, stream: str) -> None:
+        """Count (and log once per pair of ids) a message of another stream on ``stream``'s socket."""
+        self.stats.bad_messages += 1
+        self.stats.foreign_messages += 1
+        # a shared-memory slot it named is held with the batch's and freed with them
+        key = (stream, message.stream_id)
+        if key not in self._foreign_logged and len(self._foreign_logged) < 1000:
+            self._foreign_logged.add(key)
+            log.warning("dropping messages of stream %r arriving on the frame socket of stream %r",
+                        message.stream_id, stream)
 
     def process(self, batch) -> None:
         """Detect, embed and send one gathered batch, then free its ring slots."""

@@ -35,13 +35,19 @@ log = logging.getLogger(__name__)
 END_MARKER_TIMEOUT_S = 10.0
 
 
-STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
 def stream_id_problem(stream_id: str) -> str | None:
-    """What is wrong with a stream id (it names events topics and output files), or None."""
-    if not STREAM_ID.match(stream_id) or set(stream_id) == {"."}:
-        return "must be 1-64 letters, digits, '_', '-' or '.', and not dots only"
+    """What is wrong with a stream id (it names events topics and output files), or None:
+    the wire's rule (:func:`wire.messages.valid_stream_id`), so every configured id can be sent."""
+    if not messages.valid_stream_id(stream_id):
+        return (f"must be 1-{messages.MAX_STREAM_ID} letters, digits, '_', '-' or '.', and not dots only")
+    return None
+
+
+def size_problem(width: int, height: int) -> str | None:
+    """Why frames of ``width`` x ``height`` pixels cannot be sent (a side beyond the wire's
+    MAX_SIDE), or None."""
+    if width > messages.MAX_SIDE or height > messages.MAX_SIDE:
+        return f"frames of {width}x{height} pixels are larger than the {messages.MAX_SIDE}-pixel limit per side"
     return None
 
 
@@ -154,7 +160,12 @@ class Grabber:
 
     def _send_frame(self, timestamp: float, index: int, image, blocking: bool = True,
                     ring_slot: tuple[str, int] | None = None) -> bool:
-        """Send one frame; ``ring_slot`` names the ring slot that already holds ``image``."""
+        """Send one frame; ``ring_slot`` names the ring slot that already holds ``image``. A
+        frame larger than the wire allows (a source that reported no size at open) ends the
+        stream with a SourceError before it reaches a ring."""
+        too_large = size_problem(image.shape[1], image.shape[0])
+        if too_large is not None:
+            raise SourceError(f"{self.spec.url!r}: {too_large}")
         if ring_slot is None and self._ring is not None:
             ring_slot = self._ring.put(image, self.stop)
         encoding = "shm" if ring_slot is not None else self.spec.encoding
@@ -195,13 +206,12 @@ class Grabber:
         try:
             source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
         except SourceError as exc:
-            self.report(event="error", message=str(exc))
-            self._send_until_released("stream.ended", seq=self.spec.resume_seq,
-                                      reason=messages.reason_text(f"error: {exc}"), dropped=0)
-            self._hold_open()
-            self.close()
-            raise
+            self._refuse(exc)
         info = source.info
+        too_large = size_problem(info.width, info.height)
+        if too_large is not None:  # refused before a frame is decoded or a ring is made
+            source.close()
+            self._refuse(SourceError(f"cannot open {self.spec.url!r}: {too_large}"))
         live = info.live if self.spec.live is None else self.spec.live
         self.report(event="started", frames=info.frame_count, live=live)
         self._started = dict(source=self.spec.url, width=info.width, height=info.height,
@@ -302,6 +312,16 @@ class Grabber:
             self.report(event="error", message=str(exc))
             return f"error: {exc}"
         return "eof"
+
+    def _refuse(self, exc: SourceError) -> None:
+        """End the stream at open with ``exc`` as its error (reported, sent as the end marker's
+        reason, with no timeout: a detector may still be loading) and close; raises ``exc``."""
+        self.report(event="error", message=str(exc))
+        self._send_until_released("stream.ended", seq=self.spec.resume_seq,
+                                  reason=messages.reason_text(f"error: {exc}"), dropped=0)
+        self._hold_open()
+        self.close()
+        raise exc
 
     def _run_file(self, source: VideoSource) -> str:
         shape = None  # the last decoded frame's: the first frame sizes the ring by copy

@@ -30,7 +30,7 @@ import zmq
 
 from wire import messages
 from wire.events import EventBuilder
-from wire.transport import Security, SocketFactory
+from wire.transport import SUBSCRIBERS, Security, SocketFactory
 from base.settings import setting
 from tracker import Tracker, TrackerConfig, TrackState
 from workers import tracker_checkpoint
@@ -42,6 +42,10 @@ log = logging.getLogger(__name__)
 # of the supervisor, on cores the detector needs.
 PROGRESS_INTERVAL_S = 0.25
 EARLY_DETECTIONS = 1024  # detections held per stream until its stream.started arrives
+# detections messages queued in the receiving socket; each part at most
+# messages.MAX_DETECTIONS_PART_BYTES (ZMQ_MAXMSGSIZE), real ones a few kB
+DETECTIONS_HWM = 64
+MAX_FOREIGN_IDS = 1000  # unconfigured stream ids counted one by one (the rest only in bad_messages)
 
 
 class StreamOutputs(Protocol):
@@ -83,7 +87,7 @@ class TrackerStageSpec:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     open_outputs: OpenOutputs | None = None  # None: events only, no files
-    expected_streams: list[str] = field(default_factory=list)
+    expected_streams: list[str] = field(default_factory=list)  # the only streams taken ([]: any, for tools)
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
     security: Security = field(default_factory=Security)
@@ -127,9 +131,12 @@ class TrackerStage:
         self.tracker_config = spec.tracker
         self.streams: dict[str, StreamState] = {}
         self.bad_messages = 0
+        self.foreign_messages: dict[str, int] = {}  # stream id not configured -> messages dropped
         self._factory = SocketFactory(spec.security)
-        self._pull = self._factory.bind(zmq.PULL, spec.detections_endpoint, hwm=64)
-        self._pub = self._factory.bind(zmq.PUB, spec.events_endpoint, hwm=10_000)
+        # a part larger than any valid detections message disconnects its sender before it is read
+        self._pull = self._factory.bind(zmq.PULL, spec.detections_endpoint, hwm=DETECTIONS_HWM,
+                                        max_message_bytes=messages.MAX_DETECTIONS_PART_BYTES)
+        self._pub = self._factory.bind(zmq.PUB, spec.events_endpoint, hwm=10_000, domain=SUBSCRIBERS)
         self._handlers = {
             messages.DetectionsMessage: self._buffer_detections, messages.StreamStarted: self._start_stream,
             messages.StreamStalled: self._stall_stream, messages.StreamEnded: self._note_end,
@@ -185,8 +192,23 @@ class TrackerStage:
         if handler is None:
             self._drop(f"dropped a {message.TYPE} message: the tracker takes detections and control only")
             return
+        if not self._configured(message.stream_id):
+            return
         handler(message)
         self._drain(self._stream(message.stream_id))
+
+    def _configured(self, stream_id: str) -> bool:
+        """Whether the stage was configured with ``stream_id``; a message of any other stream
+        is counted and dropped (logged once per stream id)."""
+        if not self.spec.expected_streams or stream_id in self.spec.expected_streams:
+            return True
+        self.bad_messages += 1
+        if stream_id in self.foreign_messages:
+            self.foreign_messages[stream_id] += 1
+        elif len(self.foreign_messages) < MAX_FOREIGN_IDS:  # bounded: the ids come from the wire
+            self.foreign_messages[stream_id] = 1
+            log.warning("dropping messages of stream %r: not a configured stream", stream_id)
+        return False
 
     def _drop(self, why: str) -> None:
         self.bad_messages += 1

@@ -58,9 +58,10 @@ def main(args) -> int:
             print(f"    event: {event}", file=sys.stderr)
 
     print(f"2/3 running grabber -> detector -> tracker; events published on {config.events.endpoint}")
-    collector = EventCollector(config.events.endpoint, on_event=show)
+    service = Service(config)  # makes the run's CURVE keys: the subscriber uses its subscriber key
+    collector = EventCollector(config.events.endpoint, service.endpoints.security, on_event=show)
     collector.start()
-    summary = Service(config).run()
+    summary = service.run()
     collector.close()
     print(format_summary(summary))
     counts = Counter(e["type"] for e in collector.events)

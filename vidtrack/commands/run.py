@@ -17,9 +17,11 @@ def main(args) -> int:
     from pipeline.service import Service
 
     config = load_config(args.config)
+    service = Service(config, progress=False if args.no_progress else None, verbose=args.verbose)
+    keys = f" --keys {service.endpoints.keys_dir}" if service.endpoints.keys_dir else ""
     print(f"vidtrack: {len(config.sources)} source(s); events on {config.events.endpoint} "
-          f"(watch with: vidtrack subscribe --endpoint {config.events.endpoint})", file=sys.stderr)
-    summary = Service(config, progress=False if args.no_progress else None, verbose=args.verbose).run()
+          f"(watch with: vidtrack subscribe --endpoint {config.events.endpoint}{keys})", file=sys.stderr)
+    summary = service.run()
     print(format_summary(summary))
     for error in summary.errors:
         print(f"vidtrack: {error}", file=sys.stderr)

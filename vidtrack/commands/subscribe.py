@@ -12,7 +12,9 @@ def register(sub) -> None:
     p.add_argument("--type", action="append", default=[], help="only events of this type, e.g. track.started")
     p.add_argument("--count", type=int, default=0, help="exit after this many events")
     p.add_argument("--timeout", type=float, default=0, help="exit after this many seconds without an event")
-    p.add_argument("--keys-dir", default=None, help="CURVE keys folder (config security.keys_dir)")
+    p.add_argument("--keys", "--keys-dir", dest="keys", default=None,
+                   help="folder with server.key and subscriber.key_secret (from `vidtrack keys`, or the folder "
+                        "a running service names); needed for a tcp endpoint")
     p.set_defaults(func=main)
 
 
@@ -21,7 +23,11 @@ def main(args) -> int:
 
     from wire.transport import Security, SocketFactory
 
-    factory = SocketFactory(Security(args.keys_dir))
+    if args.endpoint.startswith("tcp://") and not args.keys:
+        print("vidtrack: error: --keys DIR is needed: tcp event sockets are always CURVE-encrypted "
+              "(vidtrack run prints the folder)", file=sys.stderr)
+        return 2
+    factory = SocketFactory(Security(args.keys), role="subscriber")
     sock = factory.connect(zmq.SUB, args.endpoint)
     for stream in args.stream or [""]:
         sock.setsockopt(zmq.SUBSCRIBE, stream.encode())
