@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import re
 import threading
 import time
 from dataclasses import dataclass, field
