@@ -22,6 +22,7 @@ from wire.transport import Security, SocketFactory
 from base.errors import SourceError
 from base.settings import setting
 from base.types import Frame
+from workers.meter import StageMeter
 from workers.sources import VideoSource
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class Grabber:
         self.release = release
         self.report = report or (lambda **kw: None)
         self.stats = GrabberStats()
+        self.meter = StageMeter()  # frames_in: decoded, frames_out: sent; reported as "metrics"
+        self._dropped_metered = 0  # stats.dropped already counted into the meter
         self._factory = SocketFactory(spec.security)
         self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
@@ -125,10 +128,18 @@ class Grabber:
                                                       self.stats.sent, encoding, ring_slot))
         if self._send(parts, blocking):
             self.stats.sent += 1
+            self.meter.count("frames_out", self.spec.stream_id)
+            self._report_metrics()
             return True
         if ring_slot is not None:
             self._ring.cancel(*ring_slot)  # no message names the slot: free it
         return False
+
+    def _report_metrics(self, force: bool = False) -> None:
+        """The meter to the supervisor when due, with the live drops counted since the last time."""
+        self.meter.count("dropped", self.spec.stream_id, self.stats.dropped - self._dropped_metered)
+        self._dropped_metered = self.stats.dropped
+        self.meter.report_if_due(self.report, force)
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
         """Send the control message of type ``kind`` (a key of messages.CONTROL_MESSAGES) with
@@ -167,6 +178,7 @@ class Grabber:
             # the end marker must get through even after a stop request, so downstream can finish
             self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=self.stats.sent,
                           reason=messages.reason_text(reason), dropped=self.stats.dropped)
+            self._report_metrics(force=True)
             self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped)
             self._hold_open()
             self.close()
@@ -177,9 +189,12 @@ class Grabber:
         while not self.stop.is_set():
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 break
+            start = time.perf_counter()
             item, ring_slot = self._read_into_ring(source, shape)
             if item is None:
                 break
+            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
+            self.meter.count("frames_in", self.spec.stream_id)
             timestamp, image = item
             shape = image.shape
             if not self._send_frame(timestamp, self.stats.captured, image, ring_slot=ring_slot):
@@ -243,11 +258,17 @@ class Grabber:
 
     def _read_live(self, src: VideoSource):
         """The next (timestamp, image), or None at the end or on a read error (logged)."""
+        start = time.perf_counter()
         try:
-            return src.read()
+            item = src.read()
         except SourceError as exc:
+            self.meter.count("decode_errors", self.spec.stream_id)
             log.warning("%s: %s", self.spec.stream_id, exc)
             return None
+        if item is not None:
+            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
+            self.meter.count("frames_in", self.spec.stream_id)
+        return item
 
     def _reopen(self, src: VideoSource, attempt: int) -> VideoSource:
         """Back off, then open the source again; ``src`` itself if it does not open."""
