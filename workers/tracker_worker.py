@@ -214,7 +214,8 @@ class TrackerStage:
         the embedding size of its earlier detections (the tracker refuses either)."""
         dim = msg.detections.embeddings.shape[1] if len(msg.detections) else 0
         if msg.index <= state.last_frame or (dim and state.embedding_dim and dim != state.embedding_dim):
-            self._drop("out_of_order", f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after {state.last_frame}, "
+            self._drop("out_of_order", f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after "
+                       f"{state.last_frame}, "
                        f"embedding size {dim} after {state.embedding_dim}")
             return False
         state.embedding_dim = state.embedding_dim or dim
