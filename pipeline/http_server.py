@@ -19,8 +19,8 @@ def parse_endpoint(endpoint: str) -> tuple[str, int] | None:
     """(host, port) of ``HOST:PORT``; None for "" or port 0 (metrics off)."""
     if not endpoint:
         return None
-    host, _, port = endpoint.rpartition(":")
-    if not port.isdigit():
+    host, colon, port = endpoint.rpartition(":")
+    if not colon or not port.isdigit():
         raise ConfigError(f"metrics.endpoint: expected HOST:PORT, got {endpoint!r}")
     return (host.strip("[]") or "127.0.0.1", int(port)) if int(port) else None
 
