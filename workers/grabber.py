@@ -189,11 +189,9 @@ class Grabber:
         while not self.stop.is_set():
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 break
-            start = time.perf_counter()
             item, ring_slot = self._read_into_ring(source, shape)
             if item is None:
                 break
-            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
             self.meter.count("frames_in", self.spec.stream_id)
             timestamp, image = item
             shape = image.shape
@@ -211,10 +209,10 @@ class Grabber:
         if reserved is None:
             if self.stop.is_set():
                 return None, None
-            return source.read(), None
+            return self._timed_read(source), None
         name, slot, view = reserved
         try:
-            item = source.read(out=view)
+            item = self._timed_read(source, out=view)
         except BaseException:
             self._ring.cancel(name, slot)
             raise
@@ -225,6 +223,14 @@ class Grabber:
             return item, (name, slot)
         self._ring.cancel(name, slot)
         return item, None
+
+    def _timed_read(self, source: VideoSource, out=None):
+        """``source.read(out)``, its decode time observed (the wait for a ring slot is not)."""
+        start = time.perf_counter()
+        item = source.read() if out is None else source.read(out=out)
+        if item is not None:
+            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
+        return item
 
     def _run_live(self, source: VideoSource) -> str:
         newest = NewestFrame()
