@@ -379,8 +379,9 @@ class Service:
 
     def health(self) -> dict:
         """{"status": "ok" | "unavailable", "stages": {process name: state}}: ok while every
-        child is up (alive and reporting from its stage) or finished well. Safe from any thread:
-        it waits on the children's sentinels, it does not reap them."""
+        child is up (alive and reporting from its stage) or finished well. Called from the HTTP
+        server's threads: it looks at the children's sentinels and reads the exit code only of
+        one that exited (multiprocessing keeps that code for the supervisor's own look)."""
         children = list(self._children.items())
         exited = set(wait_for_exits([p.sentinel for _, p in children], timeout=0)) if children else set()
         stages = {}

@@ -34,8 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 FRAMES = 300
 STREAMS = ("north", "south")
 
-pytestmark = [pytest.mark.faults,
-              pytest.mark.skipif(not DEFAULT_DETECTOR.exists(), reason=f"shipped model missing: {DEFAULT_DETECTOR}")]
+needs_model = pytest.mark.skipif(not DEFAULT_DETECTOR.exists(), reason=f"shipped model missing: {DEFAULT_DETECTOR}")
 
 
 def free_port_range(n: int) -> int:
@@ -142,10 +141,14 @@ def events(run, stream: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@needs_model
+@pytest.mark.faults
 def test_every_worker_exits_cleanly(run):
     assert run["codes"] == {"tracker": 0, "north": 0, "south": 0, "detector-2": 0}, run["logs"]
 
 
+@needs_model
+@pytest.mark.faults
 @pytest.mark.parametrize("stream", STREAMS)
 def test_every_frame_the_tracker_received_is_out_once_in_order(run, stream):
     evs = events(run, stream)
@@ -159,6 +162,8 @@ def test_every_frame_the_tracker_received_is_out_once_in_order(run, stream):
     assert mot_frames == sorted(mot_frames)
 
 
+@needs_model
+@pytest.mark.faults
 def test_the_killed_detector_held_frames_and_the_added_one_did_the_rest(run):
     skipped = {s: next(e for e in events(run, s) if e["type"] == "stream.ended")["skipped"] for s in STREAMS}
     assert sum(skipped.values()) > 0, "the killed detector held no frames: the test did not test the kill"
@@ -168,3 +173,17 @@ def test_the_killed_detector_held_frames_and_the_added_one_did_the_rest(run):
     done = re.search(r"detector: (\d+) frames", run["logs"]["detector-2"])
     assert done and int(done.group(1)) > 0, run["logs"]["detector-2"][-2000:]
     assert run["elapsed_s"] < 240
+
+
+@pytest.mark.parametrize("args, config, problem", [
+    (["detector"], "", 'transport.kind: vidtrack worker connects stages over "tcp"'),
+    (["grabber"], '[transport]\nkind = "tcp"\n', "--source: vidtrack worker grabber needs"),
+    (["grabber", "--source", "nope"], '[transport]\nkind = "tcp"\n', "--source: no source with id 'nope' (known: cam)"),
+    (["tracker"], '[transport]\nkind = "tcp"\nhost = "10.1.2.3"\n', "refusing to bind tcp://10.1.2.3"),
+])
+def test_a_worker_refuses_a_config_it_cannot_run_with_exit_code_2(tmp_path, args, config, problem):
+    path = tmp_path / "config.toml"
+    path.write_text(f'[[sources]]\nurl = "{tmp_path / "cam.mp4"}"\nid = "cam"\n{config}')
+    proc = subprocess.run([sys.executable, "-m", "vidtrack", "worker", *args, "--config", str(path)],
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and problem in proc.stderr, proc.stderr
