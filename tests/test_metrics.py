@@ -209,3 +209,24 @@ def test_metrics_beyond_loopback_need_allow_remote_and_off_is_empty_or_port_0():
     assert config.metrics.endpoint == "0.0.0.0:9560"
     for off in ("", "127.0.0.1:0"):
         assert config_from_dict({"sources": [{"url": "x.mp4"}], "metrics": {"endpoint": off}}).metrics.endpoint == off
+
+
+def test_a_metrics_port_in_use_stops_the_start_with_the_key_named_and_leaves_nothing(tmp_path):
+    import socket
+    import tempfile
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    config = Config(sources=[SourceConfig(url=str(tmp_path / "x.mp4"), id="x")])
+    config.metrics.endpoint = f"127.0.0.1:{taken.getsockname()[1]}"
+    config.output.dir = ""
+    folders = set(Path(tempfile.gettempdir()).glob("vt-*"))
+    service = Service(config)
+    try:
+        with pytest.raises(ConfigError, match="metrics.endpoint: cannot listen on 127.0.0.1"):
+            service.run()
+    finally:
+        taken.close()
+    assert service._children == {}  # nothing started
+    assert set(Path(tempfile.gettempdir()).glob("vt-*")) == folders
