@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from base.errors import ConfigError
-from base.settings import check_fields, from_table, read_toml
+from base.settings import check_fields, from_table, read_toml, setting
+from pipeline.http_server import parse_endpoint
 from pipeline.supervision import SupervisionConfig
 from tracker import TrackerConfig
-from wire.transport import Security, TransportConfig
+from wire.transport import Security, TransportConfig, check_bind_host
 from workers.detector_config import DetectorConfig
 from workers.grabber import SourceConfig
 from workers.tracker_worker import EventsConfig
@@ -40,6 +41,30 @@ class OutputConfig:
     jsonl: bool = True
     video: bool = False
     progress: bool = True
+
+
+def _metrics_endpoint_problem(endpoint: str) -> str | None:
+    try:
+        address = parse_endpoint(endpoint)
+    except ConfigError:
+        return 'must be HOST:PORT (e.g. "127.0.0.1:9560"), or "" for no metrics'
+    return "port must be at most 65535" if address and address[1] > MAX_PORT else None
+
+
+@dataclass
+class MetricsConfig:
+    """The ``[metrics]`` table: the supervisor's HTTP port for ``/metrics`` and ``/healthz``."""
+
+    endpoint: str = setting("", check=_metrics_endpoint_problem)  # "HOST:PORT"; "" or port 0 = off
+
+
+@dataclass
+class HostsConfig:
+    """The ``[hosts]`` table: where ``vidtrack worker`` processes reach the other stages
+    over tcp ("" = ``transport.host``). Each stage binds on ``transport.host``."""
+
+    grabbers: str = ""  # the host serving every source's frame socket (base_port + 1 + i)
+    tracker: str = ""  # the host of the tracker's detections socket (base_port)
 
 
 def service_tracker_config(detector: DetectorConfig | None = None, table: dict | None = None) -> TrackerConfig:
@@ -64,10 +89,13 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     supervision: SupervisionConfig = field(default_factory=SupervisionConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    hosts: HostsConfig = field(default_factory=HostsConfig)
 
 
 TABLES = {"transport": TransportConfig, "security": Security, "detector": DetectorConfig,
-          "events": EventsConfig, "output": OutputConfig, "supervision": SupervisionConfig}  # besides [[sources]] and [tracker]
+          "events": EventsConfig, "output": OutputConfig, "supervision": SupervisionConfig,
+          "metrics": MetricsConfig, "hosts": HostsConfig}  # besides [[sources]] and [tracker]
 
 
 def config_from_dict(data: dict) -> Config:
@@ -119,6 +147,7 @@ def check_together(config: Config) -> None:
     _check_stream_ids(config.sources)
     _check_score_thresholds(config.detector, config.tracker)
     _check_ports(config)
+    _check_metrics_bind(config)
     if config.output.video and not config.output.dir:
         raise ConfigError(f"output.video: true needs an output.dir to write the video to, got output.dir = "
                           f"{config.output.dir!r}")
@@ -158,6 +187,16 @@ def _check_ports(config: Config) -> None:
     if events_host is not None and same_interface and t.base_port <= events_port <= last:
         raise ConfigError(f"transport.base_port: ports {t.base_port}..{last} (detections and {n} sources) take "
                           f"the port of events.endpoint {config.events.endpoint!r}, got {t.base_port}")
+
+
+def _check_metrics_bind(config: Config) -> None:
+    """The metrics port binds to loopback unless transport.allow_remote says otherwise."""
+    address = parse_endpoint(config.metrics.endpoint)
+    if address is not None:
+        try:
+            check_bind_host(f"tcp://{address[0]}:{address[1]}", config.transport.allow_remote)
+        except ConfigError as exc:
+            raise ConfigError(f"metrics.endpoint: {exc}") from None
 
 
 def _tcp_address(endpoint: str) -> tuple[str | None, int]:

@@ -46,6 +46,8 @@ from workers.detector_worker import DetectorStageSpec, detector_main
 from wire import frame_ring
 from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
 from pipeline.config import Config, check_config
+from pipeline.http_server import MetricsServer, parse_endpoint
+from pipeline.metrics import ServiceMetrics
 from pipeline.sinks import SinkSettings
 from pipeline.supervision import RestartBudget, describe_exit
 from workers.tracker_worker import TrackerStageSpec, tracker_main
@@ -120,6 +122,8 @@ class StreamSummary:
 class RunSummary:
     streams: dict[str, StreamSummary] = field(default_factory=dict)
     detector: dict = field(default_factory=dict)
+    stages: dict[str, dict] = field(default_factory=dict)  # stage -> its counts (ServiceMetrics.stage_counts)
+    restarts: dict[str, int] = field(default_factory=dict)  # process name -> times restarted
     elapsed_s: float = 0.0
     first_frame_at: float | None = None  # time.monotonic() when the tracker finished its first frame
     last_frame_at: float | None = None
@@ -218,6 +222,10 @@ class Service:
         self.acked: dict[str, int] = {s.id: 0 for s in config.sources}  # the tracker's next seq per stream
         self._failed = False  # a stage ran out of restarts: stop without draining
         self._detector_stats: dict[str, dict] = {}
+        self.metrics = ServiceMetrics(processes_up=self._processes_up)
+        self.metrics_server: MetricsServer | None = None
+        self._children: dict[str, mp.Process] = {}  # process name -> its latest process
+        self._ready: set[str] = set()  # names whose latest process reported from its stage
         self.ring_prefix = f"vidtrack-{os.getpid()}-{secrets.token_hex(3)}"
         # detector processes on cores of their own (workers.affinity); None = no pinning
         self.cpu_plan = plan_cpus(allowed_cpus(), len(config.sources)) if config.detector.pin_cpus else None
@@ -277,7 +285,11 @@ class Service:
             cpus = self.cpu_plan.detector if target is detector_main else self.cpu_plan.others
         proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose, cpus),
                                 name=name, daemon=False)
+        if name in self._children:
+            self.metrics.restarted(name)
+        self._ready.discard(name)
         proc.start()
+        self._children[name] = proc
         return proc
 
     # ---- run
@@ -314,6 +326,7 @@ class Service:
             self.summary.streams[s.id] = StreamSummary(s.id, s.url)
         self._checkpoints = tempfile.mkdtemp(prefix="vt-ckpt-")  # 0700: pickles only this run reads
         try:  # an error while the stages start still removes what was made (temp folder, rings)
+            self._start_metrics_server()
             self._start_stages()
             self._supervise()
         except KeyboardInterrupt:
@@ -331,7 +344,11 @@ class Service:
             self.endpoints.cleanup()
             shutil.rmtree(self._checkpoints, ignore_errors=True)
             frame_ring.cleanup(self.ring_prefix)  # rings of grabbers that were killed
+            if self.metrics_server is not None:
+                self.metrics_server.close()
         self.summary.detector = self._merged_detector_stats()
+        self.summary.stages = self.metrics.stage_counts()
+        self.summary.restarts = self.metrics.restarts()
         self.summary.elapsed_s = time.monotonic() - start
         return self.summary
 
@@ -477,7 +494,11 @@ class Service:
     def _on_report(self, r: dict) -> None:
         event, stage = r.get("event"), r.get("stage")
         stream = self.summary.streams.get(r.get("stream", ""))
-        if event == "cpus":
+        if event != "cpus":
+            self._note_ready(r)
+        if event == "metrics":
+            self.metrics.add(str(stage), r, source=str(r.get("pid", r.get("stream", ""))))
+        elif event == "cpus":
             self.summary.cpus[str(stage)] = list(r.get("cpus", []))
         elif event == "crashed":  # the supervisor restarts it; the run fails if it keeps crashing
             log.error("%s crashed: %s\n%s", stage, r.get("error"), r.get("traceback", ""))
@@ -487,6 +508,42 @@ class Service:
             self._on_tracker_report(stream, event, r)
         elif stage == "detector" and event == "stats":
             self._detector_stats[r.get("pid", "0")] = {k: v for k, v in r.items() if k not in ("stage", "event")}
+
+    def _note_ready(self, r: dict) -> None:
+        """A report from a stage's body: its process is up (a detector once its models loaded)."""
+        stage = r.get("stage")
+        if stage == "detector":
+            pid = r.get("pid")
+            name = next((n for n, p in list(self._children.items()) if p.pid == pid and n.startswith("detector")), None)
+        else:
+            name = f"grabber-{r.get('stream')}" if stage == "grabber" else stage
+        if name in self._children:
+            self._ready.add(name)
+
+    # ---- metrics and health
+    def _start_metrics_server(self) -> None:
+        address = parse_endpoint(self.config.metrics.endpoint)
+        if address is not None:
+            self.metrics_server = MetricsServer(address, self.metrics.registry, self.health).start()
+
+    def health(self) -> dict:
+        """{"status": "ok" | "unavailable", "stages": {process name: state}}: ok while every
+        child is up (alive and reporting from its stage) or finished well. Called from the HTTP
+        server's threads: it looks at the children's sentinels and reads the exit code only of
+        one that exited (multiprocessing keeps that code for the supervisor's own look)."""
+        children = list(self._children.items())
+        exited = set(multiprocessing.connection.wait([p.sentinel for _, p in children], timeout=0)) if children else set()
+        stages = {}
+        for name, proc in children:
+            if proc.sentinel in exited:
+                stages[name] = "done" if proc.exitcode == 0 else f"exited ({proc.exitcode})"
+            else:
+                stages[name] = "running" if name in self._ready else "starting"
+        ok = bool(stages) and all(state in ("running", "done") for state in stages.values())
+        return {"status": "ok" if ok else "unavailable", "stages": stages}
+
+    def _processes_up(self) -> dict[str, bool]:
+        return {name: state == "running" for name, state in self.health()["stages"].items()}
 
     def _on_grabber_report(self, stream: StreamSummary, event, r: dict) -> None:
         """A grabber started (progress bar for a file), failed or ended."""

@@ -173,3 +173,27 @@ def test_detections_the_tracker_cannot_follow_are_counted_drops(tmp_path):
         stage._factory.close()
     state = stage.streams["s"]
     assert state.frames == 2 and state.last_frame == 7 and stage.bad_messages == 3
+
+
+def test_the_stage_meter_counts_frames_bad_messages_per_reason_and_live_capture_to_event_latency(tmp_path):
+    import time
+
+    stage = _stage(tmp_path, [])
+    try:
+        started = messages.StreamStarted("s", source="rtsp://cam", width=200, height=100, fps=25.0, live=True, frames=0)
+        stage._handle(messages.encode(started))
+        captured = time.time() - 0.2  # a live frame's timestamp is its capture time
+        for i in range(3):
+            msg = messages.DetectionsMessage("s", i, i, captured, _detections(i))
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+        stage._handle([b"not a message"])
+        stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])  # seq 2 again
+    finally:
+        stage._factory.close()
+    flushed = stage.meter.flush()
+    assert flushed["counts"] == {"frames_in": {"s": 3}, "frames_out": {"s": 3},
+                                 "bad_messages": {"malformed": 1, "duplicate": 1}}
+    latency = {(kind, stream): (sum(buckets), total) for kind, stream, buckets, total in flushed["latency"]}
+    count, total = latency[("capture_to_event", "s")]
+    assert count == 3 and 0.6 <= total < 3.0
+    assert latency[("frame", "")][0] == 3

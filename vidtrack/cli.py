@@ -28,6 +28,8 @@ COMMANDS = [
     "train_embedder",
     "models",
     "keys",
+    "status",
+    "worker",
 ]
 
 

@@ -32,6 +32,7 @@ from wire.frame_ring import RingReader
 from wire.transport import Security, SocketFactory
 from base.paths import resolve_model
 from workers.detector_config import DetectorConfig
+from workers.meter import StageMeter
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,13 @@ class DetectorStats:
     prepare_s: float = 0.0  # letterbox into network batches (the prefetch thread, where there is one)
     network_letterbox_frames: int = 0  # prefetch: frames the network thread letterboxed itself
     ring_frames: int = 0  # frames read from shared-memory rings instead of the socket
+
+
+class Batch(list):
+    """A gathered batch: (frame, seq) pairs, and when its first message was received
+    (``time.monotonic()``: the stage's latency of its frames starts there)."""
+
+    received_at: float = 0.0
 
 
 def detector_threads(configured: int, cpu_count: int | None = None) -> int:
@@ -123,6 +131,7 @@ class DetectorStage:
         self.stop = stop
         self.report = report or (lambda **kw: None)
         self.stats = DetectorStats()
+        self.meter = StageMeter()  # per stream frames in and out, bad messages per reason, latency
         self._factory = SocketFactory(spec.security)
         # Each grabber's pipe must be able to hold a whole batch: with the receive queue at
         # hwm=4 a single stream reached the network 3.9 frames at a time (the service's detector
@@ -147,9 +156,10 @@ class DetectorStage:
         window, taking from the grabbers' sockets in turn. Control messages go to
         ``on_control(control, parts)`` (default: forwarded); the batch is a list of (frame, seq)."""
         on_control = on_control or self._forward
-        batch = []
+        batch = Batch()
         if not self._poller.poll(100):
             return batch
+        batch.received_at = time.monotonic()
         deadline = time.monotonic() + self.spec.batch_wait_ms / 1000.0
         while len(batch) < self.spec.batch_size:
             if not self._receive_round(batch, on_control):
@@ -173,6 +183,7 @@ class DetectorStage:
             message = self._decode(parts, stream)
             if isinstance(message, messages.FrameMessage):
                 batch.append((message.frame, message.seq))
+                self.meter.count("frames_in", message.stream_id)
             elif message is not None:
                 on_control(message, parts)
         return got
@@ -199,10 +210,12 @@ class DetectorStage:
             message = messages.decode(parts, self._rings)
         except messages.ProtocolError as exc:
             self.stats.bad_messages += 1
+            self.meter.count("bad_messages", "malformed")
             log.warning("dropped a bad message: %s", exc)
             return None
         if isinstance(message, messages.DetectionsMessage):
             self.stats.bad_messages += 1
+            self.meter.count("bad_messages", "wrong_type")
             log.warning("dropped a detections message: the detector takes frames and control only")
             return None
         if stream is not None and message.stream_id != stream:
@@ -244,6 +257,12 @@ class DetectorStage:
             msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, det)
             self._push.send_multipart(messages.encode(msg), copy=False)
             self.stats.detections += len(det)
+            self.meter.count("frames_out", frame.stream_id)
+        received_at = getattr(batch, "received_at", 0.0)
+        if received_at:  # receipt of the batch's first message to its detections sent, per frame
+            latency = time.monotonic() - received_at
+            for _ in batch:
+                self.meter.observe("frame", latency)
         self.stats.frames += len(batch)
         self.stats.batches += 1
         self.stats.busy_s += time.perf_counter() - start
@@ -264,8 +283,10 @@ class DetectorStage:
                     if time.monotonic() - last_report > 1.0:
                         self.report(event="stats", **vars(self.stats))
                         last_report = time.monotonic()
+                    self.meter.report_if_due(self.report)
         finally:
             self.report(event="stats", **vars(self.stats))
+            self.meter.report_if_due(self.report, force=True)
             self._factory.close()
             if self._rings is not None:
                 self._rings.close()
@@ -286,6 +307,8 @@ class DetectorStage:
                 if time.monotonic() - last_report > 1.0:
                     self.report(event="stats", **vars(self.stats))
                     last_report = time.monotonic()
+                self.meter.depth("prefetched_batches", items.qsize())
+                self.meter.report_if_due(self.report)
                 try:
                     item = items.get(timeout=0.1)
                 except queue.Empty:

@@ -28,6 +28,7 @@ from wire.transport import Security, SocketFactory
 from base.errors import SourceError
 from base.settings import setting
 from base.types import Frame
+from workers.meter import StageMeter
 from workers.sources import VideoSource
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ class Grabber:
         self.rewind = rewind
         self.report = report or (lambda **kw: None)
         self.stats = GrabberStats(sent=spec.resume_seq, captured=spec.resume_seq)
+        self.meter = StageMeter()  # frames_in: decoded, frames_out: sent; reported as "metrics"
+        self._dropped_metered = 0  # stats.dropped already counted into the meter
         self._factory = SocketFactory(spec.security)
         self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
@@ -172,6 +175,8 @@ class Grabber:
                                                       self.stats.sent, encoding, ring_slot))
         if self._send(parts, blocking):
             self.stats.sent += 1
+            self.meter.count("frames_out", self.spec.stream_id)
+            self._report_metrics()
             return True
         if ring_slot is not None:
             self._ring.cancel(*ring_slot)  # no message names the slot: free it
@@ -179,6 +184,12 @@ class Grabber:
 
     def _rewind_pending(self) -> bool:
         return self.rewind is not None and self.rewind.pending()
+
+    def _report_metrics(self, force: bool = False) -> None:
+        """The meter to the supervisor when due, with the live drops counted since the last time."""
+        self.meter.count("dropped", self.spec.stream_id, self.stats.dropped - self._dropped_metered)
+        self._dropped_metered = self.stats.dropped
+        self.meter.report_if_due(self.report, force)
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
         """Send the control message of type ``kind`` (a key of messages.CONTROL_MESSAGES) with
@@ -230,6 +241,7 @@ class Grabber:
             # the end marker must get through even after a stop request, so downstream can finish
             self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=self.stats.sent,
                           reason=messages.reason_text(reason), dropped=self.stats.dropped)
+            self._report_metrics(force=True)
             self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped)
             self._hold_open()
             self.close()
@@ -330,6 +342,7 @@ class Grabber:
             item, ring_slot = self._read_into_ring(source, shape)
             if item is None:
                 break
+            self.meter.count("frames_in", self.spec.stream_id)
             timestamp, image = item
             shape = image.shape
             if not self._send_frame(timestamp, self.stats.captured, image, ring_slot=ring_slot):
@@ -346,10 +359,10 @@ class Grabber:
         if reserved is None:
             if self.stop.is_set():
                 return None, None
-            return source.read(), None
+            return self._timed_read(source), None
         name, slot, view = reserved
         try:
-            item = source.read(out=view)
+            item = self._timed_read(source, out=view)
         except BaseException:
             self._ring.cancel(name, slot)
             raise
@@ -360,6 +373,14 @@ class Grabber:
             return item, (name, slot)
         self._ring.cancel(name, slot)
         return item, None
+
+    def _timed_read(self, source: VideoSource, out=None):
+        """``source.read(out)``, its decode time observed (the wait for a ring slot is not)."""
+        start = time.perf_counter()
+        item = source.read() if out is None else source.read(out=out)
+        if item is not None:
+            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
+        return item
 
     def _run_live(self, source: VideoSource) -> str:
         newest = NewestFrame()
@@ -393,11 +414,17 @@ class Grabber:
 
     def _read_live(self, src: VideoSource):
         """The next (timestamp, image), or None at the end or on a read error (logged)."""
+        start = time.perf_counter()
         try:
-            return src.read()
+            item = src.read()
         except SourceError as exc:
+            self.meter.count("decode_errors", self.spec.stream_id)
             log.warning("%s: %s", self.spec.stream_id, exc)
             return None
+        if item is not None:
+            self.meter.observe("decode", time.perf_counter() - start, self.spec.stream_id)
+            self.meter.count("frames_in", self.spec.stream_id)
+        return item
 
     def _reopen(self, src: VideoSource, attempt: int) -> VideoSource:
         """Back off, then open the source again; ``src`` itself if it does not open."""

@@ -12,7 +12,7 @@ from base.types import Detections
 from tracker import Tracker, TrackerConfig, TrackState
 from tracker.interpolation import interpolate_gaps
 
-SERVICE_TABLES = {"sources", "transport", "security", "detector", "events", "output"}  # config.toml's others
+SERVICE_TABLES = {"sources", "transport", "security", "detector", "events", "output", "metrics", "hosts"}  # config.toml's others
 
 
 def load_tracker_config(path: str | Path | None, overrides: dict | None = None) -> TrackerConfig:

@@ -34,6 +34,7 @@ from wire.transport import SUBSCRIBERS, Security, SocketFactory
 from base.settings import setting
 from tracker import Tracker, TrackerConfig, TrackState
 from workers import tracker_checkpoint
+from workers.meter import StageMeter
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,7 @@ class TrackerStage:
         self.streams: dict[str, StreamState] = {}
         self.bad_messages = 0
         self.foreign_messages: dict[str, int] = {}  # stream id not configured -> messages dropped
+        self.meter = StageMeter()  # per stream frames in (accepted) and out (tracked), bad messages per reason
         self._factory = SocketFactory(spec.security)
         # a part larger than any valid detections message disconnects its sender before it is read
         self._pull = self._factory.bind(zmq.PULL, spec.detections_endpoint, hwm=DETECTIONS_HWM,
@@ -186,11 +188,11 @@ class TrackerStage:
         try:
             message = messages.decode(parts)
         except messages.ProtocolError as exc:
-            self._drop(f"dropped a bad message: {exc}")
+            self._drop("malformed", f"dropped a bad message: {exc}")
             return
         handler = self._handlers.get(type(message))
         if handler is None:
-            self._drop(f"dropped a {message.TYPE} message: the tracker takes detections and control only")
+            self._drop("wrong_type", f"dropped a {message.TYPE} message: the tracker takes detections and control only")
             return
         if not self._configured(message.stream_id):
             return
@@ -203,6 +205,7 @@ class TrackerStage:
         if not self.spec.expected_streams or stream_id in self.spec.expected_streams:
             return True
         self.bad_messages += 1
+        self.meter.count("bad_messages", "foreign")
         if stream_id in self.foreign_messages:
             self.foreign_messages[stream_id] += 1
         elif len(self.foreign_messages) < MAX_FOREIGN_IDS:  # bounded: the ids come from the wire
@@ -210,8 +213,10 @@ class TrackerStage:
             log.warning("dropping messages of stream %r: not a configured stream", stream_id)
         return False
 
-    def _drop(self, why: str) -> None:
+    def _drop(self, reason: str, why: str) -> None:
+        """Count a dropped message under ``reason`` (a metrics label) and log ``why``."""
         self.bad_messages += 1
+        self.meter.count("bad_messages", reason)
         log.warning("%s", why)
 
     def _buffer_detections(self, msg: messages.DetectionsMessage) -> None:
@@ -220,10 +225,11 @@ class TrackerStage:
             log.debug("dropped detections %d of %s: a copy, or late after a skip", msg.seq, msg.stream_id)
             return
         if state.started is None and len(state.buffer) >= EARLY_DETECTIONS:
-            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: more than {EARLY_DETECTIONS} "
+            self._drop("early", f"dropped detections {msg.seq} of {msg.stream_id}: more than {EARLY_DETECTIONS} "
                        f"before its stream.started")
             return
         state.buffer[msg.seq] = msg
+        self.meter.count("frames_in", msg.stream_id)
         if state.buffered_since is None:
             state.buffered_since = time.monotonic()
 
@@ -264,6 +270,7 @@ class TrackerStage:
         if target <= state.next_seq:
             return False
         state.skipped += target - state.next_seq
+        self.meter.count("skipped", state.stream_id, target - state.next_seq)
         state.next_seq = target
         return True
 
@@ -272,7 +279,8 @@ class TrackerStage:
         the embedding size of its earlier detections (the tracker refuses either)."""
         dim = msg.detections.embeddings.shape[1] if len(msg.detections) else 0
         if msg.index <= state.last_frame or (dim and state.embedding_dim and dim != state.embedding_dim):
-            self._drop(f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after {state.last_frame}, "
+            self._drop("out_of_order", f"dropped detections {msg.seq} of {msg.stream_id}: frame {msg.index} after "
+                       f"{state.last_frame}, "
                        f"embedding size {dim} after {state.embedding_dim}")
             return False
         state.embedding_dim = state.embedding_dim or dim
@@ -281,6 +289,21 @@ class TrackerStage:
     def _track(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
         if not self._fits_stream(state, msg):
             return
+        start = time.perf_counter()
+        self._update(state, msg)
+        self.meter.observe("frame", time.perf_counter() - start)
+        self.meter.count("frames_out", state.stream_id)
+        if state.started is not None and state.started.live:  # a live frame's timestamp is its capture time
+            self.meter.observe("capture_to_event", time.time() - msg.timestamp, state.stream_id)
+        now = time.monotonic()
+        if state.unreported == 0:
+            state.unreported_first_at = now
+        state.unreported += 1
+        state.unreported_last_at = now
+        self._report_progress_if_due(state, now)
+
+    def _update(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
+        """Track one frame of detections: the tracker, the sinks, the events."""
         snapshots = state.tracker.update(msg.detections, msg.index)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
         state.snapshots = [s for s in snapshots if s.state != TrackState.DELETED]
@@ -289,12 +312,6 @@ class TrackerStage:
         if state.sinks is not None:
             state.sinks.write_frame(msg.index, snapshots, events)
         self.publish(state, events)
-        now = time.monotonic()
-        if state.unreported == 0:
-            state.unreported_first_at = now
-        state.unreported += 1
-        state.unreported_last_at = now
-        self._report_progress_if_due(state, now)
 
     def _report_progress_if_due(self, state: StreamState, now: float) -> None:
         if state.unreported and now - state.unreported_first_at >= PROGRESS_INTERVAL_S:
@@ -355,9 +372,18 @@ class TrackerStage:
         expected = self.spec.expected_streams
         return bool(expected) and all(s in self.streams and self.streams[s].ended for s in expected)
 
+    def _report_metrics(self, force: bool = False) -> None:
+        """The meter to the supervisor when due, with each stream's reorder buffer depth."""
+        if not (force or self.meter.due()):
+            return
+        for state in list(self.streams.values()):
+            self.meter.depth("reorder_buffer", len(state.buffer), state.stream_id)
+        self.meter.report_if_due(self.report, force)
+
     def run(self) -> None:
         if self.spec.restore and self.spec.checkpoint_dir is not None:
             self._restore()
+        self.report(event="ready")
         try:
             while self.stop is None or not self.stop.is_set():
                 if self._pull.poll(100):
@@ -367,9 +393,11 @@ class TrackerStage:
                         if state.buffer or (state.end is not None and not state.ended):
                             self._drain(state)
                         self._report_progress_if_due(state, time.monotonic())  # a stalled or slow stream
+                self._report_metrics()
                 if self.spec.exit_when_done and self.done():
                     break
         finally:
+            self._report_metrics(force=True)
             for state in self.streams.values():
                 self._report_progress(state)
                 if not state.ended and state.sinks is not None:
