@@ -187,12 +187,13 @@ def test_the_stage_meter_counts_frames_bad_messages_per_reason_and_live_capture_
             msg = messages.DetectionsMessage("s", i, i, captured, _detections(i))
             stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
         stage._handle([b"not a message"])
-        stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])  # seq 2 again
+        stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])  # seq 2 again: a copy, as a
+        # rewound grabber sends after a detector died, so dropped without counting as a bad message
     finally:
         stage._factory.close()
     flushed = stage.meter.flush()
     assert flushed["counts"] == {"frames_in": {"s": 3}, "frames_out": {"s": 3},
-                                 "bad_messages": {"malformed": 1, "duplicate": 1}}
+                                 "bad_messages": {"malformed": 1}}
     latency = {(kind, stream): (sum(buckets), total) for kind, stream, buckets, total in flushed["latency"]}
     count, total = latency[("capture_to_event", "s")]
     assert count == 3 and 0.6 <= total < 3.0
