@@ -251,3 +251,32 @@ def test_file_frames_are_decoded_into_ring_slots_and_no_slot_leaks(tmp_path):
     finally:
         grabber.close()
     assert frame_ring.cleanup(prefix) == 0
+
+
+def test_stall_watch_reports_one_stall_and_one_resume_per_outage():
+    """Stalled after stall_s without a frame, once; a stray frame in the outage is no resume;
+    resumed after confirm_s of frames, with the gap from the last frame before the stall."""
+    from workers.grabber import StallWatch
+
+    watch = StallWatch(2.0, now=0.0, confirm_s=0.5)
+    assert watch.frame(0.04) is None and watch.idle(1.0) is None
+    assert watch.idle(2.1) == pytest.approx(2.06) and watch.stalled
+    assert watch.idle(5.0) is None  # once per outage
+    assert watch.frame(6.0) is None  # a stray frame ...
+    assert watch.idle(9.0) is None and watch.stalled  # ... then nothing again: still the same outage
+    assert [watch.frame(t) for t in (12.0, 12.2, 12.4)] == [None, None, None]
+    assert watch.frame(12.5) == pytest.approx(12.0 - 0.04) and not watch.stalled
+    assert watch.idle(14.0) is None and watch.idle(14.6) == pytest.approx(2.1)  # the next outage
+
+
+def test_reconnect_backoff_doubles_up_to_its_cap(tmp_path):
+    grabber = Grabber(GrabberSpec(SourceConfig("rtsp://127.0.0.1:9/x", "s", reconnect_delay_seconds=0.25,
+                                               reconnect_max_delay_seconds=3.0), f"ipc://{tmp_path}/f0"))
+    try:
+        assert [grabber.reconnect_delay(a) for a in (1, 2, 3, 4, 5, 10_000)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    finally:
+        grabber.close()
+
+
+def test_a_live_source_reconnects_for_ever_by_default():
+    assert SourceConfig("rtsp://h/x").reconnect_attempts == 0  # 0 = for ever
