@@ -280,3 +280,47 @@ def test_reconnect_backoff_doubles_up_to_its_cap(tmp_path):
 
 def test_a_live_source_reconnects_for_ever_by_default():
     assert SourceConfig("rtsp://h/x").reconnect_attempts == 0  # 0 = for ever
+
+
+def test_a_live_source_keeps_at_most_hwm_frames_in_flight_in_its_ring(tmp_path):
+    """A detector that holds the ring slots of the frames it has (a slow batch): the live
+    grabber sends no more than hwm frames ahead of it and drops (counts) the rest, instead of
+    filling every slot and queueing seconds of frames."""
+    from wire import frame_ring
+
+    if not frame_ring.available():
+        pytest.skip("no writable /dev/shm")
+    video = write_test_video(tmp_path / "v.avi", frames=200)
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    prefix = f"vidtrack-ltest{tmp_path.name[-8:]}"
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "cam", live=True), endpoint, hwm=3, ring_slots=28,
+                                  ring_prefix=prefix), release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    reader = frame_ring.RingReader()
+    sock = zmq.Context.instance().socket(zmq.PULL)
+    sock.connect(endpoint)
+    got, most_busy = 0, 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not sock.poll(200):
+                continue
+            message = messages.decode(sock.recv_multipart(), reader)
+            if isinstance(message, messages.StreamEnded):
+                break
+            if isinstance(message, messages.FrameMessage):
+                got += 1
+                most_busy = max(most_busy, grabber._ring.busy())
+                if got % 3 == 0:  # a batch of 3 done, a while later
+                    time.sleep(0.05)
+                    reader.release_all()
+    finally:
+        release.set()
+        thread.join(10)
+        sock.close(0)
+        reader.close()
+    assert most_busy <= 3
+    assert grabber.stats.dropped > 0 and got + grabber.stats.dropped == 200
+    assert frame_ring.cleanup(prefix) == 0

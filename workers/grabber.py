@@ -298,7 +298,8 @@ class Grabber:
         """Send the newest frame whenever there is one until the capture ends or ``stop``;
         ``stream.stalled`` and ``stream.resumed`` as :class:`StallWatch` decides. Frames of a
         stalled source that do not yet make a resume are dropped (counted), so that every frame
-        after the gap follows ``stream.resumed``."""
+        after the gap follows ``stream.resumed``; so are frames that find ``hwm`` frames of the
+        source still in flight (:meth:`_downstream_full`)."""
         watch = StallWatch(self.spec.stall_seconds, time.monotonic())
         while not self.stop.is_set():
             item = newest.take(timeout_s=0.1)
@@ -313,12 +314,19 @@ class Grabber:
             gap = watch.frame(now)
             if gap is not None:
                 self._control("stream.resumed", seconds=round(gap, 3))
-            if watch.stalled:
+            if watch.stalled or self._downstream_full():
                 self.stats.dropped += 1
                 continue
             index, timestamp, image = item
             # blocking send of the newest frame; frames captured meanwhile overwrite each other
             self._send_frame(timestamp, index, image)
+
+    def _downstream_full(self) -> bool:
+        """Whether ``hwm`` frames of this live source are in flight already (in its ring, sent
+        and not yet freed by a detector). Sending more would only queue them: with 8 streams
+        of 720p on 2 cores the ring's 28 slots held ~6 s of frames per stream (bench/load.py).
+        Without a ring, the sockets' high-water marks bound the queue instead."""
+        return self._ring is not None and self._ring.busy() >= self.spec.hwm
 
     def _hold_open(self) -> None:
         """Keep the socket open until downstream has everything.
