@@ -184,7 +184,7 @@ def _ride_out(live, name: str, fault: str, outage_s: float) -> None:
     # buffered but not yet decoded when the server went (up to ~2 s on a loaded 2-core machine),
     # plus the time to reconnect (backoff capped at 1 s, open timeout 2 s)
     assert outage_s - 3.0 <= resumed["seconds"] <= outage_s + 8.0, resumed
-    frame_times = [t for t, e in ours if e["type"] == "frame"]
+    frame_times = [t for t, e in log.since(0, name, "frame")]  # the last frame before may precede the mark
     at = [t for t, e in ours if e["type"] == "stream.resumed"][0]
     seen = min(t for t in frame_times if t > at) - max(t for t in frame_times if t < at)
     assert abs(seen - resumed["seconds"]) < 2.0, (seen, resumed)  # what a subscriber saw, too
