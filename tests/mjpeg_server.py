@@ -1,6 +1,7 @@
 """A tiny MJPEG-over-HTTP camera on 127.0.0.1 (multipart/x-mixed-replace), like an IP camera."""
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,3 +54,51 @@ class MjpegCamera:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+def serve_video(video: str, port: int, fps: float) -> None:
+    """Serve the frames of ``video`` for ever, looped, at ``fps`` to every client, on
+    ``http://127.0.0.1:PORT/stream.mjpg`` (a process of its own that a test can kill or SIGSTOP)."""
+    cap = cv2.VideoCapture(video)
+    jpegs = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        jpegs.append(cv2.imencode(".jpg", image)[1].tobytes())
+    if not jpegs:
+        raise SystemExit(f"no frames in {video}")
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+            self.end_headers()
+            start = time.monotonic()
+            try:
+                for i in itertools.count():
+                    jpeg = jpegs[i % len(jpegs)]
+                    self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
+                                     + f"Content-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                    time.sleep(max(0.0, start + (i + 1) / fps - time.monotonic()))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="an MJPEG camera on 127.0.0.1 serving a looped video")
+    parser.add_argument("video")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--fps", type=float, default=25.0)
+    args = parser.parse_args()
+    serve_video(args.video, args.port, args.fps)

@@ -89,6 +89,11 @@ def test_remote_bind_needs_explicit_permission_and_keys_of_ones_own(tmp_path):
     ({"sources": [{"url": ""}]}, r"sources\[0\].url: must not be empty"),
     ({"sources": [{"url": "a.mp4", "stall_seconds": -1}]}, r"sources\[0\].stall_seconds: must be more than 0"),
     ({"sources": [{"url": "a.mp4", "reconnect_attempts": -2}]}, r"sources\[0\].reconnect_attempts: must be 0 or more"),
+    ({"sources": [{"url": "a.mp4", "reconnect_max_delay_seconds": 0}]},
+     r"sources\[0\].reconnect_max_delay_seconds: must be more than 0"),
+    ({"sources": [{"url": "a.mp4", "reconnect_delay_seconds": -1.0}]},
+     r"sources\[0\].reconnect_delay_seconds: must be more than 0"),
+    ({"sources": [{"url": "a.mp4", "timeout_seconds": 0}]}, r"sources\[0\].timeout_seconds: must be more than 0"),
     ({"sources": [{"url": "a.mp4", "id": ".."}]}, r"sources\[0\].id: must be 1-128"),
     ({"security": {"keys_dir": "/no/such/keys"}}, "security.keys_dir: no CURVE keys there"),
 ])

@@ -1,5 +1,6 @@
 import jsonschema
 import numpy as np
+import pytest
 
 from wire.events import EventBuilder, load_schema
 from tracker import TrackSnapshot, TrackState
@@ -35,6 +36,13 @@ def test_frame_mode_and_end_all_follow_schema():
     assert [e["reason"] for e in ends] == ["stream ended"] * 2
     streams = [b.stream_started(source="a.mp4", width=64, height=48, fps=25.0, live=False, frames=1),
                b.stream_stalled(0, 0.0, seconds=5.0),
-               b.stream_ended(0, 0.0, frames=1, skipped=0, reason="eof", dropped=0)]
+               b.stream_resumed(0, 0.0, seconds=12.5),
+               b.stream_ended(0, 0.0, frames=1, skipped=0, reason="eof", dropped=0, decode_errors=3)]
     for e in events + ends + streams:
         jsonschema.validate(e, schema)
+    stalled_ends = b.end_all(0, 0.0, [snap(1)], reason="stream stalled")  # announced again below
+    assert stalled_ends == []  # end_all forgot them: a track is ended once
+    b.update(1, 0.04, [snap(1)])
+    assert [e["reason"] for e in b.end_all(1, 0.04, [snap(1)], reason="stream stalled")] == ["stream stalled"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**b.stream_resumed(0, 0.0, seconds=1.0), "seconds": -1}, schema)

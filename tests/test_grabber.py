@@ -251,3 +251,76 @@ def test_file_frames_are_decoded_into_ring_slots_and_no_slot_leaks(tmp_path):
     finally:
         grabber.close()
     assert frame_ring.cleanup(prefix) == 0
+
+
+def test_stall_watch_reports_one_stall_and_one_resume_per_outage():
+    """Stalled after stall_s without a frame, once; a stray frame in the outage is no resume;
+    resumed after confirm_s of frames, with the gap from the last frame before the stall."""
+    from workers.grabber import StallWatch
+
+    watch = StallWatch(2.0, now=0.0, confirm_s=0.5)
+    assert watch.frame(0.04) is None and watch.idle(1.0) is None
+    assert watch.idle(2.1) == pytest.approx(2.06) and watch.stalled
+    assert watch.idle(5.0) is None  # once per outage
+    assert watch.frame(6.0) is None  # a stray frame ...
+    assert watch.idle(9.0) is None and watch.stalled  # ... then nothing again: still the same outage
+    assert [watch.frame(t) for t in (12.0, 12.2, 12.4)] == [None, None, None]
+    assert watch.frame(12.5) == pytest.approx(12.0 - 0.04) and not watch.stalled
+    assert watch.idle(14.0) is None and watch.idle(14.6) == pytest.approx(2.1)  # the next outage
+
+
+def test_reconnect_backoff_doubles_up_to_its_cap(tmp_path):
+    grabber = Grabber(GrabberSpec(SourceConfig("rtsp://127.0.0.1:9/x", "s", reconnect_delay_seconds=0.25,
+                                               reconnect_max_delay_seconds=3.0), f"ipc://{tmp_path}/f0"))
+    try:
+        assert [grabber.reconnect_delay(a) for a in (1, 2, 3, 4, 5, 10_000)] == [0.25, 0.5, 1.0, 2.0, 3.0, 3.0]
+    finally:
+        grabber.close()
+
+
+def test_a_live_source_reconnects_for_ever_by_default():
+    assert SourceConfig("rtsp://h/x").reconnect_attempts == 0  # 0 = for ever
+
+
+def test_a_live_source_keeps_at_most_hwm_frames_in_flight_in_its_ring(tmp_path):
+    """A detector that holds the ring slots of the frames it has (a slow batch): the live
+    grabber sends no more than hwm frames ahead of it and drops (counts) the rest, instead of
+    filling every slot and queueing seconds of frames."""
+    from wire import frame_ring
+
+    if not frame_ring.available():
+        pytest.skip("no writable /dev/shm")
+    video = write_test_video(tmp_path / "v.avi", frames=200)
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    prefix = f"vidtrack-ltest{tmp_path.name[-8:]}"
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "cam", live=True), endpoint, hwm=3, ring_slots=28,
+                                  ring_prefix=prefix), release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    reader = frame_ring.RingReader()
+    sock = zmq.Context.instance().socket(zmq.PULL)
+    sock.connect(endpoint)
+    got, most_busy = 0, 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not sock.poll(200):
+                continue
+            message = messages.decode(sock.recv_multipart(), reader)
+            if isinstance(message, messages.StreamEnded):
+                break
+            if isinstance(message, messages.FrameMessage):
+                got += 1
+                most_busy = max(most_busy, grabber._ring.busy())
+                if got % 3 == 0:  # a batch of 3 done, a while later
+                    time.sleep(0.05)
+                    reader.release_all()
+    finally:
+        release.set()
+        thread.join(10)
+        sock.close(0)
+        reader.close()
+    assert most_busy <= 3
+    assert grabber.stats.dropped > 0 and got + grabber.stats.dropped == 200
+    assert frame_ring.cleanup(prefix) == 0

@@ -132,6 +132,8 @@ STARTED = messages.StreamStarted("cam-1", source="rtsp://h/x", width=640, height
     STARTED,
     messages.StreamEnded("cam-1", seq=3, reason="error: cannot open", dropped=2),
     messages.StreamStalled("cam-1", seconds=5.5),
+    messages.StreamResumed("cam-1", seconds=12.25),
+    messages.StreamEnded("cam-1", seq=212, reason="eof", dropped=0, decode_errors=78),
 ])
 def test_control_round_trip_is_equal(message):
     assert messages.decode(messages.encode(message)) == message
@@ -217,3 +219,22 @@ def test_a_frame_message_where_a_control_one_is_expected_decodes_as_a_frame():
     it does not take)."""
     message = messages.decode(messages.encode(messages.FrameMessage(_frame(), 0)))
     assert isinstance(message, messages.FrameMessage) and message.stream_id == "cam-1"
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seconds": -1.0}, "seconds"),
+    ({"seconds": "10"}, "seconds"),
+    ({"seconds": float("nan")}, "not JSON|seconds"),
+    ({"frame": 3}, "unknown fields"),
+])
+def test_bad_stream_resumed_fields_are_rejected(changes, message):
+    header = {**_control_header(messages.StreamResumed("s", 1.0)), **changes}
+    with pytest.raises(messages.ProtocolError, match=message):
+        messages.decode([json.dumps(header).encode()])
+
+
+def test_stream_ended_decode_errors_must_be_a_count():
+    header = _control_header(messages.StreamEnded("s", 1, decode_errors=2))
+    for bad in (-1, 1.5, "2", True):
+        with pytest.raises(messages.ProtocolError, match="decode_errors"):
+            messages.decode([json.dumps({**header, "decode_errors": bad}).encode()])

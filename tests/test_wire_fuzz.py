@@ -24,7 +24,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 STAGE_FUZZ = settings(max_examples=25, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MESSAGE_TYPES = (messages.FrameMessage, messages.DetectionsMessage, messages.StreamStarted,
-                 messages.StreamEnded, messages.StreamStalled)
+                 messages.StreamEnded, messages.StreamStalled, messages.StreamResumed)
 
 # ---------------------------------------------------------------- valid messages
 stream_ids = st.text("abcXYZ019._-", min_size=1, max_size=messages.MAX_STREAM_ID).filter(lambda s: s.strip("."))
@@ -61,9 +61,10 @@ stream_started = st.builds(
     st.floats(0, messages.MAX_FPS, exclude_min=True), st.booleans(), counts,
     st.lists(st.text(printable, min_size=1, max_size=messages.MAX_CLASS_NAME), max_size=5).map(tuple))
 stream_ended = st.builds(messages.StreamEnded, stream_ids, counts, st.text(printable, max_size=messages.MAX_REASON),
-                         counts)
+                         counts, counts)
 stream_stalled = st.builds(messages.StreamStalled, stream_ids, st.floats(0, messages.MAX_SECONDS))
-control_messages = st.one_of(stream_started, stream_ended, stream_stalled)
+stream_resumed = st.builds(messages.StreamResumed, stream_ids, st.floats(0, messages.MAX_SECONDS))
+control_messages = st.one_of(stream_started, stream_ended, stream_stalled, stream_resumed)
 valid_messages = st.one_of(frame_messages(("raw", "jpeg")), detections_messages(), control_messages)
 
 

@@ -58,6 +58,14 @@ class Tracker:
         self._start_tracks(dets_left, ctx)
         return self._end_of_frame()
 
+    def restart(self) -> None:
+        """Forget every track and the frame clock (a live stream came back after a gap); new
+        tracks' ids go on from the last one, so ids stay unique per stream."""
+        next_id = self.table._next_id
+        self.table = TrackTable(self.config)
+        self.table._next_id = next_id
+        self._last_frame = None
+
     def snapshots(self) -> list[TrackSnapshot]:
         """Snapshots of the live tracks (as after the last update)."""
         return self.table.snapshots()

@@ -2,12 +2,15 @@
 
 Event kinds (JSON objects, schema in ``wire/events.schema.json``):
 
-- ``stream.started`` / ``stream.stalled`` / ``stream.ended``: life cycle of a source;
+- ``stream.started`` / ``stream.stalled`` / ``stream.resumed`` / ``stream.ended``: life cycle
+  of a source (a live source that stalls has its tracks ended, ``reason: "stream stalled"``,
+  and is tracked afresh when it resumes; track ids go on counting);
 - ``track.started``: a track became confirmed (its first ``n_init`` hits are behind it);
 - ``track.updated``: a confirmed track was matched in this frame (mode ``"tracks"``), or one
   ``frame`` event per frame carrying all confirmed, matched tracks (mode ``"frame"``);
 - ``track.lost``: a confirmed track went unmatched this frame (still predicted);
-- ``track.ended``: a confirmed track was deleted (too long unmatched, or its stream ended).
+- ``track.ended``: a confirmed track was deleted (too long unmatched, or its stream stalled or
+  ended).
 
 Track fields: ``track_id`` (unique and stable per stream), ``class_id``, ``class_name``,
 ``box`` [x1, y1, x2, y2] in source pixels, ``score``, ``velocity`` [vx, vy] in pixels/frame of
@@ -67,12 +70,17 @@ class EventBuilder:
         """``stream.stalled`` after the last tracked frame: nothing came for ``seconds``."""
         return {**self._base("stream.stalled", frame, timestamp), "seconds": float(seconds)}
 
+    def stream_resumed(self, frame: int, timestamp: float, *, seconds: float) -> dict:
+        """``stream.resumed``: a stalled live source sends frames again after ``seconds`` without."""
+        return {**self._base("stream.resumed", frame, timestamp), "seconds": float(seconds)}
+
     def stream_ended(self, frame: int, timestamp: float, *, frames: int, skipped: int, reason: str,
-                     dropped: int) -> dict:
+                     dropped: int, decode_errors: int = 0) -> dict:
         """``stream.ended``: frames tracked, frames given up (``skipped``, never arrived),
-        why it ended, and frames the grabber ``dropped`` (live sources)."""
+        why it ended, frames the grabber ``dropped`` (live sources) and frames of a file that
+        did not decode and were skipped (``decode_errors``)."""
         return {**self._base("stream.ended", frame, timestamp), "frames": int(frames), "skipped": int(skipped),
-                "reason": str(reason), "dropped": int(dropped)}
+                "reason": str(reason), "dropped": int(dropped), "decode_errors": int(decode_errors)}
 
     def update(self, frame: int, timestamp: float, snapshots) -> list[dict]:
         """Events for one processed frame, in a stable order: started, updated/frame, lost, ended."""
@@ -104,14 +112,15 @@ class EventBuilder:
             middle = [{**self._base("track.updated", frame, timestamp), **fields} for fields in updated]
         return started + middle + lost + ended
 
-    def end_all(self, frame: int, timestamp: float, snapshots) -> list[dict]:
-        """``track.ended`` for every announced track still alive when the stream ends."""
+    def end_all(self, frame: int, timestamp: float, snapshots, reason: str = "stream ended") -> list[dict]:
+        """``track.ended`` (with ``reason``) for every announced track still alive when the
+        stream ends or stalls."""
         events = []
         for snap in snapshots:
             tid = int(snap.track_id)
             if tid in self._announced and snap.state != TrackState.DELETED:
                 events.append({**self._base("track.ended", frame, timestamp), **self.track_fields(snap),
-                               "reason": "stream ended"})
+                               "reason": reason})
         self._announced.clear()
         self._lost.clear()
         return events

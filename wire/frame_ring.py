@@ -189,6 +189,10 @@ class RingWriter:
             log.warning("sending frames inline from now on")
             self.disabled = True
 
+    def busy(self) -> int:
+        """Slots of the current ring in use: frames written and not yet freed by a detector."""
+        return int(np.count_nonzero(self.rings[-1].states)) if self.rings else 0
+
     def cancel(self, name: str, slot: int) -> None:
         """Give back a slot claimed by :meth:`reserve` that no message will name."""
         for ring in self.rings:

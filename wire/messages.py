@@ -29,8 +29,9 @@ Control (grabber -> detector -> tracker), one part:
     "live": bool, "frames": int (0 = unknown), "classes": [str, ...]}`` (the grabber sends no
     class names, the detector adds its model's);
     :class:`StreamEnded` ``{"v", "type": "stream.ended", "stream", "seq": <frames sent>,
-    "reason": str, "dropped": int}``;
-    :class:`StreamStalled` ``{"v", "type": "stream.stalled", "stream", "seconds": float}``.
+    "reason": str, "dropped": int, "decode_errors": int}``;
+    :class:`StreamStalled` ``{"v", "type": "stream.stalled", "stream", "seconds": float}``;
+    :class:`StreamResumed` ``{"v", "type": "stream.resumed", "stream", "seconds": float}``.
 
 :func:`decode` raises :class:`ProtocolError` on anything malformed (and only that); stages
 count and drop such messages and never crash on them. :func:`encode` checks its header with
@@ -128,13 +129,15 @@ class StreamStarted:
 
 @dataclass(frozen=True)
 class StreamEnded:
-    """A source ended after ``seq`` frame messages; ``dropped`` frames were never sent."""
+    """A source ended after ``seq`` frame messages; ``dropped`` frames were never sent;
+    ``decode_errors`` frames of a file could not be decoded and were skipped."""
 
     TYPE: ClassVar[str] = "stream.ended"
     stream_id: str
     seq: int
     reason: str = "eof"
     dropped: int = 0
+    decode_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -146,9 +149,19 @@ class StreamStalled:
     seconds: float
 
 
-ControlMessage = Union[StreamStarted, StreamEnded, StreamStalled]
-Message = Union[FrameMessage, DetectionsMessage, StreamStarted, StreamEnded, StreamStalled]
-CONTROL_MESSAGES: dict[str, type] = {cls.TYPE: cls for cls in (StreamStarted, StreamEnded, StreamStalled)}
+@dataclass(frozen=True)
+class StreamResumed:
+    """A stalled live source sends frames again after a gap of ``seconds`` without any."""
+
+    TYPE: ClassVar[str] = "stream.resumed"
+    stream_id: str
+    seconds: float
+
+
+ControlMessage = Union[StreamStarted, StreamEnded, StreamStalled, StreamResumed]
+Message = Union[FrameMessage, DetectionsMessage, StreamStarted, StreamEnded, StreamStalled, StreamResumed]
+CONTROL_MESSAGES: dict[str, type] = {cls.TYPE: cls for cls in (StreamStarted, StreamEnded, StreamStalled,
+                                                                 StreamResumed)}
 
 
 def valid_stream_id(stream_id) -> bool:
@@ -473,8 +486,9 @@ def _read_detections(header: dict, parts, rings) -> DetectionsMessage:
 
 # ---------------------------------------------------------------- control
 _STARTED_KEYS = _COMMON_KEYS | {"source", "width", "height", "fps", "live", "frames", "classes"}
-_ENDED_KEYS = _COMMON_KEYS | {"seq", "reason", "dropped"}
+_ENDED_KEYS = _COMMON_KEYS | {"seq", "reason", "dropped", "decode_errors"}
 _STALLED_KEYS = _COMMON_KEYS | {"seconds"}
+_RESUMED_KEYS = _COMMON_KEYS | {"seconds"}
 
 
 def _write_control(message: ControlMessage, jpeg_quality: int) -> list:
@@ -483,7 +497,8 @@ def _write_control(message: ControlMessage, jpeg_quality: int) -> list:
                   "fps": message.fps, "live": message.live, "frames": message.frames,
                   "classes": list(message.classes)}
     elif isinstance(message, StreamEnded):
-        fields = {"seq": message.seq, "reason": message.reason, "dropped": message.dropped}
+        fields = {"seq": message.seq, "reason": message.reason, "dropped": message.dropped,
+                  "decode_errors": message.decode_errors}
     else:
         fields = {"seconds": message.seconds}
     return [_json({"v": VERSION, "type": message.TYPE, "stream": message.stream_id, **fields})]
@@ -511,7 +526,7 @@ def _read_ended(header: dict, parts, rings) -> StreamEnded:
     _check_part_count(parts, "stream.ended", 1)
     _check_keys(header, _ENDED_KEYS)
     return StreamEnded(header["stream"], _int(header, "seq"), _text(header["reason"], "reason", MAX_REASON),
-                       _int(header, "dropped"))
+                       _int(header, "dropped"), _int(header, "decode_errors"))
 
 
 def _read_stalled(header: dict, parts, rings) -> StreamStalled:
@@ -520,11 +535,19 @@ def _read_stalled(header: dict, parts, rings) -> StreamStalled:
     return StreamStalled(header["stream"], _float(header, "seconds", 0.0, MAX_SECONDS))
 
 
+def _read_resumed(header: dict, parts, rings) -> StreamResumed:
+    _check_part_count(parts, "stream.resumed", 1)
+    _check_keys(header, _RESUMED_KEYS)
+    return StreamResumed(header["stream"], _float(header, "seconds", 0.0, MAX_SECONDS))
+
+
 _READERS = {
     "frame": _read_frame, "detections": _read_detections,
     "stream.started": _read_started, "stream.ended": _read_ended, "stream.stalled": _read_stalled,
+    "stream.resumed": _read_resumed,
 }
 _WRITERS = {
     FrameMessage: _write_frame, DetectionsMessage: _write_detections,
     StreamStarted: _write_control, StreamEnded: _write_control, StreamStalled: _write_control,
+    StreamResumed: _write_control,
 }

@@ -33,6 +33,7 @@ from workers.sources import VideoSource
 
 log = logging.getLogger(__name__)
 END_MARKER_TIMEOUT_S = 10.0
+RESUME_CONFIRM_S = 0.5  # a stalled live source is resumed once frames come this long again
 
 
 def stream_id_problem(stream_id: str) -> str | None:
@@ -61,7 +62,10 @@ class SourceConfig:
     encoding: str = setting("raw", choices=("raw", "jpeg"))  # "raw" (zero-copy pixels) or "jpeg" (slow links)
     max_frames: int = setting(0, minimum=0)  # 0 = whole source
     stall_seconds: float = setting(5.0, above=0.0)  # live: stream.stalled after this long without a frame
-    reconnect_attempts: int = setting(3, minimum=0)  # live: reopen a source that stops answering
+    reconnect_attempts: int = setting(0, minimum=0)  # live: reopen tries per outage before the stream ends; 0 = for ever
+    reconnect_delay_seconds: float = setting(0.2, above=0.0)  # live: wait before the first reopen, doubled per try
+    reconnect_max_delay_seconds: float = setting(2.0, above=0.0)  # live: the longest wait between two reopens
+    timeout_seconds: float = setting(5.0, above=0.0)  # network sources: longest wait to open, and for a frame
     decode_threads: int = setting(1, minimum=0)  # FFmpeg decoding threads (0 = OpenCV's default, one per core)
 
 
@@ -92,6 +96,9 @@ class GrabberSpec:
     max_frames = _from_source("max_frames")
     stall_seconds = _from_source("stall_seconds")
     reconnect_attempts = _from_source("reconnect_attempts")
+    reconnect_delay_seconds = _from_source("reconnect_delay_seconds")
+    reconnect_max_delay_seconds = _from_source("reconnect_max_delay_seconds")
+    timeout_seconds = _from_source("timeout_seconds")
     decode_threads = _from_source("decode_threads")
 
 
@@ -127,6 +134,8 @@ class GrabberStats:
     sent: int = 0
     dropped: int = 0
     captured: int = 0
+    decode_errors: int = 0  # frames of a file skipped because they did not decode
+    reconnects: int = 0  # live: sources reopened after they stopped answering
 
 
 class Grabber:
@@ -214,7 +223,7 @@ class Grabber:
             return self._give_up()
         reason = "eof"
         try:
-            source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
+            source = self._open()
         except SourceError as exc:
             self._refuse(exc)
         info = source.info
@@ -236,13 +245,16 @@ class Grabber:
             self.report(event="error", message=str(exc))
         finally:
             source.close()
+            self.stats.decode_errors += source.decode_errors
             if self.stop.is_set() and reason == "eof":
                 reason = "stopped"
             # the end marker must get through even after a stop request, so downstream can finish
             self._control("stream.ended", timeout_s=END_MARKER_TIMEOUT_S, seq=self.stats.sent,
-                          reason=messages.reason_text(reason), dropped=self.stats.dropped)
+                          reason=messages.reason_text(reason), dropped=self.stats.dropped,
+                          decode_errors=self.stats.decode_errors)
             self._report_metrics(force=True)
-            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped)
+            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=self.stats.dropped,
+                        decode_errors=self.stats.decode_errors)
             self._hold_open()
             self.close()
         return self.stats
@@ -284,10 +296,11 @@ class Grabber:
         the release; the position of a rewind requested meanwhile, or None."""
         if self.stop.is_set() and reason == "eof":
             reason = "stopped"
-        sent = self._send_until_released("stream.ended", seq=self.stats.sent,
-                                         reason=messages.reason_text(reason), dropped=0)
+        sent = self._send_until_released("stream.ended", seq=self.stats.sent, reason=messages.reason_text(reason),
+                                         dropped=0, decode_errors=self.stats.decode_errors)
         if sent:
-            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=0)
+            self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=0,
+                        decode_errors=self.stats.decode_errors)
         while self.release is not None and not self.release.wait(0.1):
             if self._rewind_pending():
                 return self._next_position()
@@ -310,7 +323,7 @@ class Grabber:
         """``source`` reopened and advanced to frame ``position`` (decoded and skipped: exact,
         where a container seek may land on another frame)."""
         source.close()
-        source = VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
+        source = self._open()
         source.skip(position)
         self.stats.sent = self.stats.captured = position
         return source
@@ -322,6 +335,9 @@ class Grabber:
         except SourceError as exc:
             self.report(event="error", message=str(exc))
             return f"error: {exc}"
+        finally:  # after a rewind, frames read again that do not decode are counted again
+            self.stats.decode_errors += source.decode_errors
+            source.decode_errors = 0
         return "eof"
 
     def _refuse(self, exc: SourceError) -> None:
@@ -333,6 +349,10 @@ class Grabber:
         self._hold_open()
         self.close()
         raise exc
+
+    def _open(self) -> VideoSource:
+        return VideoSource(self.spec.url, open_timeout_s=self.spec.timeout_seconds,
+                           decode_threads=self.spec.decode_threads)
 
     def _run_file(self, source: VideoSource) -> str:
         shape = None  # the last decoded frame's: the first frame sizes the ring by copy
@@ -392,24 +412,32 @@ class Grabber:
         return newest.ended or "stopped"
 
     def _capture_live(self, source: VideoSource, newest: "NewestFrame") -> None:
-        """Capture thread: read frames into ``newest`` as fast as the source gives them; a live
-        source that stops answering is reopened a few times, then given up."""
-        attempts = 0
+        """Capture thread: read frames into ``newest`` as fast as the source gives them. A live
+        source that stops answering is reopened with capped exponential backoff, for ever
+        unless ``reconnect_attempts`` is set (then it ends after that many failed tries)."""
+        failures = 0
         src = source
         while not self.stop.is_set():
             item = self._read_live(src)
             if item is None:
-                if source.kind == "file" or attempts >= self.spec.reconnect_attempts:
-                    newest.ended = "eof" if source.kind == "file" else "error: source stopped answering"
+                if src.kind == "file":  # a file forced live ends at its end
+                    newest.ended = "eof"
                     break
-                attempts += 1
-                src = self._reopen(src, attempts)
+                failures += 1
+                if self.spec.reconnect_attempts and failures > self.spec.reconnect_attempts:
+                    newest.ended = "error: source stopped answering"
+                    break
+                src = self._reopen(src, failures)
                 continue
-            attempts = 0
+            if failures:
+                log.info("%s: frames again after %d reconnect tries", self.spec.stream_id, failures)
+                failures = 0
             newest.put(item, self.stats)
             if self.spec.max_frames and self.stats.captured >= self.spec.max_frames:
                 newest.ended = "eof"
                 break
+        if src is not source:
+            src.close()
         newest.wake()
 
     def _read_live(self, src: VideoSource):
@@ -426,35 +454,60 @@ class Grabber:
             self.meter.count("frames_in", self.spec.stream_id)
         return item
 
+    def reconnect_delay(self, attempt: int) -> float:
+        """Seconds to wait before reopen try ``attempt`` (1, 2, ...): doubling, capped."""
+        first, cap = self.spec.reconnect_delay_seconds, self.spec.reconnect_max_delay_seconds
+        return min(first * 2.0 ** min(attempt - 1, 60), cap)
+
     def _reopen(self, src: VideoSource, attempt: int) -> VideoSource:
-        """Back off, then open the source again; ``src`` itself if it does not open."""
-        time.sleep(min(2.0 ** attempt * 0.1, 2.0))
-        try:
-            src.close()
-            return VideoSource(self.spec.url, decode_threads=self.spec.decode_threads)
-        except SourceError as exc:
-            log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempt, exc)
+        """Back off (a stop request cuts the wait short), then open the source again; ``src``
+        itself if it does not open (its next read fails and brings the next try)."""
+        if self.stop.wait(self.reconnect_delay(attempt)):
             return src
+        src.close()
+        try:
+            fresh = self._open()
+        except SourceError as exc:
+            # an outage may last months: the first tries are logged, then one in 100
+            if attempt <= 3 or attempt % 100 == 0:
+                log.warning("%s: reconnect %d failed: %s", self.spec.stream_id, attempt, exc)
+            return src
+        self.stats.reconnects += 1
+        return fresh
 
     def _send_newest(self, newest: "NewestFrame") -> None:
         """Send the newest frame whenever there is one until the capture ends or ``stop``;
-        reports a stall once per stretch of ``stall_seconds`` without frames."""
-        last_frame_at = time.monotonic()
-        stalled = False
+        ``stream.stalled`` and ``stream.resumed`` as :class:`StallWatch` decides. Frames of a
+        stalled source that do not yet make a resume are dropped (counted), so that every frame
+        after the gap follows ``stream.resumed``; so are frames that find ``hwm`` frames of the
+        source still in flight (:meth:`_downstream_full`)."""
+        watch = StallWatch(self.spec.stall_seconds, time.monotonic())
         while not self.stop.is_set():
             item = newest.take(timeout_s=0.1)
+            now = time.monotonic()
             if item is None:
                 if newest.ended is not None:
                     break
-                idle = time.monotonic() - last_frame_at
-                if idle > self.spec.stall_seconds and not stalled:
-                    stalled = True
+                idle = watch.idle(now)
+                if idle is not None:
                     self._control("stream.stalled", seconds=round(idle, 3))
                 continue
-            last_frame_at, stalled = time.monotonic(), False
+            gap = watch.frame(now)
+            if gap is not None:
+                self._control("stream.resumed", seconds=round(gap, 3))
+            if watch.stalled or self._downstream_full():
+                self.stats.dropped += 1
+                continue
             index, timestamp, image = item
             # blocking send of the newest frame; frames captured meanwhile overwrite each other
             self._send_frame(timestamp, index, image)
+
+    def _downstream_full(self) -> bool:
+        """Whether ``hwm`` frames of this live source are in flight already (in its ring, sent
+        and not yet freed by a detector). Sending more would only queue them: with 8 streams
+        of 720p on 2 cores the ring's 28 slots held ~6 s of frames per stream (bench/load.py).
+        Without a ring, the sockets' high-water marks bound the queue instead."""
+        return self._ring is not None and self._ring.busy() >= self.spec.hwm
 
     def _hold_open(self) -> None:
         """Keep the socket open until downstream has everything.
@@ -516,3 +569,42 @@ class NewestFrame:
         """Wake a waiting :meth:`take` (the capture ended or stopped)."""
         with self._cond:
             self._cond.notify()
+
+
+class StallWatch:
+    """When a live source stalls and when it is back, from the times frames arrive
+    (``time.monotonic()`` seconds).
+
+    Stalled: no frame for ``stall_s``. Resumed: frames again for ``confirm_s`` without a pause
+    of ``stall_s``; a stray frame in an outage (a decoder flushing what it held when a read
+    timed out) is not a resume. The gap is from the last frame before the stall to the first
+    frame of the resumed run."""
+
+    def __init__(self, stall_s: float, now: float, confirm_s: float = RESUME_CONFIRM_S):
+        self.stall_s, self.confirm_s = stall_s, confirm_s
+        self.last_frame_at = now
+        self.stalled_from: float | None = None  # the last frame before the stall
+        self.run_from: float | None = None  # the first frame of a run that may be a resume
+
+    @property
+    def stalled(self) -> bool:
+        return self.stalled_from is not None
+
+    def idle(self, now: float) -> float | None:
+        """Seconds without a frame if the source stalls now (once per outage), else None."""
+        if self.stalled_from is None and now - self.last_frame_at > self.stall_s:
+            self.stalled_from = self.last_frame_at
+            return now - self.last_frame_at
+        return None
+
+    def frame(self, now: float) -> float | None:
+        """A frame came; the gap in seconds if this frame makes the stalled source resumed."""
+        gap = None
+        if self.stalled_from is not None:
+            if self.run_from is None or now - self.last_frame_at > self.stall_s:
+                self.run_from = now
+            if now - self.run_from >= self.confirm_s:
+                gap = self.run_from - self.stalled_from
+                self.stalled_from = self.run_from = None
+        self.last_frame_at = now
+        return gap

@@ -141,7 +141,8 @@ class TrackerStage:
         self._pub = self._factory.bind(zmq.PUB, spec.events_endpoint, hwm=10_000, domain=SUBSCRIBERS)
         self._handlers = {
             messages.DetectionsMessage: self._buffer_detections, messages.StreamStarted: self._start_stream,
-            messages.StreamStalled: self._stall_stream, messages.StreamEnded: self._note_end,
+            messages.StreamStalled: self._stall_stream, messages.StreamResumed: self._resume_stream,
+            messages.StreamEnded: self._note_end,
         }
 
     # ---- publishing
@@ -234,8 +235,21 @@ class TrackerStage:
             state.buffered_since = time.monotonic()
 
     def _stall_stream(self, stalled: messages.StreamStalled) -> None:
+        """A live source stopped sending: its tracks end now (``reason: "stream stalled"``)
+        and it is tracked afresh when it resumes (the objects will have moved on)."""
         state = self._stream(stalled.stream_id)
-        self.publish(state, [state.events.stream_stalled(state.last_frame, state.last_ts, seconds=stalled.seconds)])
+        if state.ended:
+            return
+        events = [state.events.stream_stalled(state.last_frame, state.last_ts, seconds=stalled.seconds)]
+        events += state.events.end_all(state.last_frame, state.last_ts, state.snapshots, reason="stream stalled")
+        state.tracker.restart()
+        state.snapshots = []
+        self.publish(state, events)
+
+    def _resume_stream(self, resumed: messages.StreamResumed) -> None:
+        state = self._stream(resumed.stream_id)
+        if not state.ended:
+            self.publish(state, [state.events.stream_resumed(state.last_frame, state.last_ts, seconds=resumed.seconds)])
 
     def _note_end(self, ended: messages.StreamEnded) -> None:
         state = self._stream(ended.stream_id)
@@ -332,13 +346,14 @@ class TrackerStage:
         events = state.events.end_all(state.last_frame, state.last_ts, state.snapshots)
         end = state.end
         events.append(state.events.stream_ended(state.last_frame, state.last_ts, frames=state.frames,
-                                                skipped=state.skipped, reason=end.reason, dropped=end.dropped))
+                                                skipped=state.skipped, reason=end.reason, dropped=end.dropped,
+                                                decode_errors=end.decode_errors))
         self.publish(state, events)
         if state.sinks is not None:
             state.sinks.close()
             self._report_sink_errors(state)
         self.report(event="stream.ended", stream=state.stream_id, frames=state.frames, reason=end.reason,
-                    dropped=end.dropped)
+                    dropped=end.dropped, decode_errors=end.decode_errors)
         self._checkpoint(state)
 
     # ---- checkpoints
