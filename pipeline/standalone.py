@@ -172,7 +172,7 @@ def run_tracker(config: Config, metrics_endpoint: str = "") -> int:
         if o.dir else None
     spec = TrackerStageSpec(detections_endpoint=layout.detections_bind, tracker=config.tracker, events=config.events,
                             open_outputs=outputs, expected_streams=[s.id for s in config.sources],
-                            security=config.security)
+                            security=config.security, resent_on_loss=False)  # no supervisor to send again
     signals, reports = StopSignals(), WorkerReports("tracker")
     server = reports.serve(metrics_endpoint, config.transport.allow_remote)
     stage = TrackerStage(spec, signals.stop, reports)

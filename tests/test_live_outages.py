@@ -123,7 +123,7 @@ def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     scene = write_scene(tmp / "scene", SceneConfig(num_frames=250, width=320, height=180, seed=3))
     video = str(scene / "video.mp4")
-    ports = {name: free_tcp_port() for name in ("rtsp", "mjpeg", "mpegts", "events")}
+    ports = {name: free_tcp_port() for name in ("rtsp", "mjpeg", "mpegts")}
     servers = {
         "rtsp": Server([SYSTEM_PYTHON, str(REPO / "tests/rtsp_server.py"), "--port", str(ports["rtsp"])]),
         "mjpeg": Server([sys.executable, str(REPO / "tests/mjpeg_server.py"), video, "--port", str(ports["mjpeg"])]),
@@ -138,9 +138,9 @@ def live(tmp_path_factory):
     config.write_text("".join(
         f'[[sources]]\nurl = "{url}"\nid = "{name}"\nstall_seconds = {STALL_S}\n'
         f'reconnect_max_delay_seconds = 1.0\ntimeout_seconds = 2.0\n\n' for name, url in urls.items())
-        + f'[events]\nendpoint = "tcp://127.0.0.1:{ports["events"]}"\nmode = "frame"\n\n'
+        + f'[events]\nendpoint = "ipc://{tmp}/events"\nmode = "frame"\n\n'  # tcp would need the run's CURVE keys
         + '[output]\ndir = ""\nprogress = false\n')
-    log = EventLog(f"tcp://127.0.0.1:{ports['events']}")
+    log = EventLog(f"ipc://{tmp}/events")
     service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
                                env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)

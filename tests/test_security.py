@@ -510,14 +510,14 @@ def test_a_video_wider_than_max_side_ends_its_stream_with_an_error_and_leaves_no
         ctx = zmq.Context()
         pull = ctx.socket(zmq.PULL)
         pull.connect(endpoint)
-        reports, release = [], threading.Event()
-        release.set()
+        reports, release = [], threading.Event()  # set once the end marker is in, as the service does
         grabber = Grabber(GrabberSpec(SourceConfig(str(path), "wide"), endpoint, ring_slots=4, ring_prefix=prefix),
                           report=lambda **kw: reports.append(kw), release=release)
         start = time.monotonic()
         thread, errors = start_catching(grabber.run, SourceError)
+        got = [messages.decode(p) for p in _receive_all(pull, 2.0)]
+        release.set()
         thread.join(15)
-        got = [messages.decode(p) for p in _receive_all(pull, 0.5)]
         ctx.destroy(linger=0)
         assert not thread.is_alive() and time.monotonic() - start < 15
         assert errors and f"larger than the {messages.MAX_SIDE}-pixel limit" in str(errors[0])

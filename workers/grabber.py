@@ -211,11 +211,12 @@ class Grabber:
         may still be loading), until it is sent, the supervisor releases the grabber or asks
         for a rewind; whether it was sent."""
         parts = messages.encode(messages.CONTROL_MESSAGES[kind](self.spec.stream_id, **fields))
-        while not ((self.release is not None and self.release.is_set()) or self._rewind_pending()):
+        while True:  # tried at least once: a release means stop waiting, not "do not send"
             if self._socket.poll(100, zmq.POLLOUT):
                 self._socket.send_multipart(parts, copy=False)
                 return True
-        return False
+            if (self.release is not None and self.release.is_set()) or self._rewind_pending():
+                return False
 
     # ---- main loop
     def run(self) -> GrabberStats:

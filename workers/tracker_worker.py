@@ -4,10 +4,12 @@ Detections may arrive out of order when several detector processes share the wor
 stream keeps a reorder buffer keyed by the grabber's gap-free ``seq`` and processes frames
 strictly in order. For a live stream a frame that has not arrived ``reorder_timeout_s``
 after later ones were buffered (or after the end marker, whose ``seq`` says how many frames
-there were) is given up (counted), so a lost message never stalls it. A file stream waits
-for the missing frame instead: files are lossless, and the supervisor has the grabber send
-again what a dead stage lost (the ``next_seq`` in the progress reports is the
-acknowledgement it rewinds to); copies of frames already tracked or buffered are dropped.
+there were) is given up (counted), so a lost message never stalls it. Under the in-process
+supervisor (``resent_on_loss``) a file stream waits for the missing frame instead: files are
+lossless, and the supervisor has the grabber send again what a dead stage lost (the
+``next_seq`` in the progress reports is the acknowledgement it rewinds to); copies of frames
+already tracked or buffered are dropped. A tracker started on its own (``vidtrack worker``)
+has no one to send frames again and gives up file frames like live ones.
 Detections that arrive before their stream's ``stream.started`` (another detector process
 forwarded it and is slower) are held, up to ``EARLY_DETECTIONS`` per stream, until it comes;
 a repeated ``stream.started`` (sent again after a rewind) is ignored.
@@ -91,6 +93,7 @@ class TrackerStageSpec:
     expected_streams: list[str] = field(default_factory=list)  # the only streams taken ([]: any, for tools)
     exit_when_done: bool = True  # leave once every expected stream has ended
     reorder_timeout_s: float = 2.0
+    resent_on_loss: bool = True  # file frames lost in a dead stage are sent again: wait for them
     security: Security = field(default_factory=Security)
     checkpoint_dir: str | None = None  # None: no checkpoints
     checkpoint_frames: int = 100  # a stream's state is saved every this many frames
@@ -275,9 +278,11 @@ class TrackerStage:
             self._end_stream(state)
 
     def _skip_missing(self, state: StreamState) -> bool:
-        """Live streams only: after the reorder timeout, give up every missing frame before
-        the first buffered one (a gap may be huge), or before the end marker's seq."""
-        if not state.started.live or state.buffered_since is None \
+        """Live streams (and every stream without ``resent_on_loss``): after the reorder
+        timeout, give up every missing frame before the first buffered one (a gap may be
+        huge), or before the end marker's seq."""
+        waits = self.spec.resent_on_loss and not state.started.live
+        if waits or state.buffered_since is None \
                 or time.monotonic() - state.buffered_since <= self.spec.reorder_timeout_s:
             return False
         target = min(state.buffer) if state.buffer else (state.end.seq if state.end is not None else 0)
