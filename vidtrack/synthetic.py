@@ -15,10 +15,41 @@ pixels of the frame, **clipped to the frame**, tight around the rendered pixels;
 = visible pixels / all pixels of the object's silhouette (occlusion by objects in front and
 the frame border both count), in 0..1. Track ids are 1-based and never reused in a scene.
 
+Harder scenes (:class:`SceneConfig` options, all off by default: a config that leaves them
+off renders exactly what it did before they existed)::
+
+    camera_pan=(dx, dy)  the camera pans (pixels/frame at 25 fps); background, occluders and
+    camera_shake=px      objects live in a larger world and the view moves over it, in whole
+                         pixels, with an AR(1) shake of that std around the pan path; gt is in
+                         the moved view's pixels; camera.txt / ``generate_scene(with_camera=True)``
+                         give the true motion per frame
+    sim_fps=F            simulate at F and emit every F/fps-th step: SceneConfig(fps=7.5,
+                         sim_fps=30) is exactly every 4th frame of SceneConfig(fps=30, sim_fps=30)
+                         (pixels, gt, camera). Speeds (objects, spawns and pan) are given at 25 fps
+                         and scaled to the simulated rate; without sim_fps the walkers' random
+                         velocity changes are per frame, not per second
+    size_scale=S         all object sizes x S
+    crowd=N              N more people (crowd_scale=0.4 of the usual size) walking along 2-3
+                         shared lanes, one-way or two-way; one leaves, another enters (not
+                         counted in max_objects)
+    occluders=N          N static occluders per view width (pillars, walls / hedges, trees)
+                         drawn over every object; objects behind them keep their gt rows, with
+                         the visibility of what is really left visible
+    look_alike=N         every person (crowd included) wears one of N shared looks (shirt
+                         texture, trousers, skin): appearance cannot tell them apart
+
+Each option draws from its own random stream, so switching occluders or look-alikes on leaves
+the objects, their paths and boxes as they were. ``SceneConfig.hard(seed, fps=30)`` (``vidtrack
+generate --preset hard``) combines them: pan 1.5 px/frame with 1 px shake, a crowd of 30 small
+people in 3 looks, 3 occluders per view width, 6 other objects, simulated at 30 fps for 10 s;
+``hard(seed, fps=7.5)`` is the same scene sampled.
+
 On disk (:func:`write_scene`)::
 
     OUT/video.mp4        mp4v, ``fps`` frames/s
     OUT/gt/gt.txt        MOTChallenge: frame(1-based),id,x,y,w,h,1,class(1-based),visibility
+    OUT/camera.txt       frame,a11,a12,a13,a21,a22,a23: the 2x3 warp taking pixels of the
+                         previous frame to this one (true camera motion; identity at frame 1)
     OUT/seqinfo.ini      MOTChallenge sequence info
     OUT/classes.txt      class names, one a line (line i = 0-based class id i)
     OUT/img1/000001.jpg  only with ``write_images=True``
@@ -354,7 +385,9 @@ class _Scene:
         self.world_bg = self.bg
         if not self.moving_camera:
             return
-        steps = int(cfg.num_frames) * self.steps_per_frame
+        # the world is as wide as the camera's travel over whole chunks of 600 simulation steps, so a
+        # scene and the same scene at a lower frame rate (sim_fps) share their world exactly
+        steps = int(math.ceil(int(cfg.num_frames) * self.steps_per_frame / 600)) * 600
         margin = int(math.ceil(4 * cfg.camera_shake)) + 2
         travel = (int(math.ceil(abs(self.pan[0]) * steps)), int(math.ceil(abs(self.pan[1]) * steps)))
         self.world = (W + travel[0] + 2 * margin, H + travel[1] + 2 * margin)
