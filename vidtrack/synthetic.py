@@ -445,6 +445,8 @@ class _Scene:
             np.copyto(self.occ_img[y0:y1, x0:x1], img[:y1 - y0, :x1 - x0], where=m[..., None])
             self.occ_mask[y0:y1, x0:x1] |= m
             self.occ_boxes.append((x0, y0, x1, y1))
+        # solid boxes (pillars, walls) are plain copies, only trees need their mask
+        self.occ_boxes = [(x0, y0, x1, y1, bool(self.occ_mask[y0:y1, x0:x1].all())) for x0, y0, x1, y1 in self.occ_boxes]
 
     def occluder_mask(self) -> np.ndarray:
         """bool[H,W]: the occluders' pixels in the current frame."""
@@ -457,12 +459,17 @@ class _Scene:
     def _draw_occluders(self, img, idbuf):
         W, H = self.cfg.width, self.cfg.height
         cx, cy = self.cam_px
-        for x0, y0, x1, y1 in self.occ_boxes:
+        for x0, y0, x1, y1, solid in self.occ_boxes:
             vx0, vy0, vx1, vy1 = max(0, x0 - cx), max(0, y0 - cy), min(W, x1 - cx), min(H, y1 - cy)
             if vx1 <= vx0 or vy1 <= vy0:
                 continue
+            src = self.occ_img[vy0 + cy:vy1 + cy, vx0 + cx:vx1 + cx]
+            if solid:
+                img[vy0:vy1, vx0:vx1] = src
+                idbuf[vy0:vy1, vx0:vx1] = 0
+                continue
             m = self.occ_mask[vy0 + cy:vy1 + cy, vx0 + cx:vx1 + cx]
-            np.copyto(img[vy0:vy1, vx0:vx1], self.occ_img[vy0 + cy:vy1 + cy, vx0 + cx:vx1 + cx], where=m[..., None])
+            np.copyto(img[vy0:vy1, vx0:vx1], src, where=m[..., None])
             np.copyto(idbuf[vy0:vy1, vx0:vx1], 0, where=m)
 
     # ------------------------------------------------------------------ objects
