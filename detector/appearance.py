@@ -130,26 +130,39 @@ class FusedEmbedder:
                 for i in range(len(images))]
 
 
+EMBEDDER_NAMES = ("histogram", "default")  # besides "none" and a .keras path
+
+
+def embedder_parts(spec: str | None) -> list[str]:
+    """The parts of an embedder spec, each "histogram", "default" or a .keras path ([] for
+    "none"); raises ModelError for anything else. Checks no file: see :func:`load_embedder`."""
+    if spec is None or str(spec).strip().lower() in ("", "none"):
+        return []
+    parts = [part.strip() for part in str(spec).split("+")]
+    for part in parts:
+        if part.lower() not in EMBEDDER_NAMES and not part.endswith(".keras"):
+            raise ModelError(f"{part!r} is not an embedder: use none, histogram, default, a .keras file "
+                             "or names joined by '+'")
+    return [part.lower() if part.lower() in EMBEDDER_NAMES else part for part in parts]
+
+
 def load_embedder(spec: str | None) -> Embedder | None:
     """Build an embedder from a config/CLI spec (see the module docstring)."""
-    if spec is None or str(spec).strip().lower() in ("", "none"):
+    embedders = [_load_one(part) for part in embedder_parts(spec)]
+    if not embedders:
         return None
-    s = str(spec).strip()
-    if "+" in s:
-        names = [part.strip() for part in s.split("+")]
-        if any(n.lower() in ("", "none") for n in names):
-            raise ModelError(f"every part of a fused embedder spec must name an embedder, got {spec!r}")
-        return FusedEmbedder([load_embedder(n) for n in names])
-    if s.lower() == "histogram":
+    return embedders[0] if len(embedders) == 1 else FusedEmbedder(embedders)
+
+
+def _load_one(part: str) -> Embedder:
+    if part == "histogram":
         return ColourHistogramEmbedder()
-    if s.lower() == "default":
+    if part == "default":
         if not DEFAULT_MODEL.is_file():
             log.warning("shipped embedder %s not found; using the colour-histogram embedder", DEFAULT_MODEL)
             return ColourHistogramEmbedder()
-        s = str(DEFAULT_MODEL)
-    path = Path(s).expanduser()
-    if path.suffix != ".keras":
-        raise ModelError(f"embedder must be 'none', 'histogram', 'default', a .keras file or 'A+B', got {spec!r}")
+        part = str(DEFAULT_MODEL)
+    path = Path(part).expanduser()
     if not path.is_file():
         raise ModelError(f"embedder model not found: {path}")
     from detector.embedder import KerasEmbedder  # imports TensorFlow only when needed

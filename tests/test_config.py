@@ -109,7 +109,10 @@ def test_a_model_that_is_not_a_model_is_refused_without_loading_it(tmp_path):
         config_from_dict({"detector": {"model": str(text)}})
     with pytest.raises(ConfigError, match="detector.embedder: .* is not a Keras model"):
         config_from_dict({"detector": {"embedder": f"default+{text}"}})
-    with pytest.raises(ConfigError, match="detector.model: .* is not a SavedModel folder"):
+    with pytest.raises(ConfigError, match="detector.model: .* is a folder, not a .keras model file"):
+        config_from_dict({"detector": {"model": str(tmp_path)}})
+    (tmp_path / "saved_model.pb").write_bytes(b"")  # Detector.load refuses every folder, so does the config
+    with pytest.raises(ConfigError, match="detector.model: .* is a folder, not a .keras model file"):
         config_from_dict({"detector": {"model": str(tmp_path)}})
     from base.paths import DEFAULT_EMBEDDER
 

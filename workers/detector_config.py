@@ -9,9 +9,9 @@ from pathlib import Path
 from base.errors import ModelError
 from base.paths import resolve_model
 from base.settings import setting
+from detector.appearance import EMBEDDER_NAMES, embedder_parts
 from detector.runtime import BATCH_SIZES
 
-EMBEDDER_NAMES = ("histogram", "default")  # besides "none" and a .keras path (detector.appearance.load_embedder)
 
 
 def keras_file_problem(path: Path) -> str | None:
@@ -31,24 +31,20 @@ def model_problem(name: str) -> str | None:
         path = Path(resolve_model(name))
     except ModelError as exc:
         return str(exc)
-    if path.is_dir():  # a SavedModel folder
-        return None if (path / "saved_model.pb").is_file() else f"{str(path)!r} is not a SavedModel folder"
+    if path.is_dir():  # as Detector.load refuses it
+        return f"{str(path)!r} is a folder, not a .keras model file"
     return keras_file_problem(path)
 
 
 def embedder_problem(spec: str) -> str | None:
     """What is wrong with an embedder spec ("none", "histogram", "default", a .keras path,
-    or parts joined by "+"), or None."""
-    parts = [part.strip() for part in spec.split("+")]
-    if len(parts) == 1 and parts[0].lower() in ("", "none"):
-        return None
+    or parts joined by "+", as :func:`detector.appearance.embedder_parts` reads it), or None."""
+    try:
+        parts = embedder_parts(spec)
+    except ModelError as exc:
+        return str(exc)
     for part in parts:
-        if part.lower() in EMBEDDER_NAMES:
-            continue
-        if part.lower() in ("", "none") or not part.endswith(".keras"):
-            return (f"{part!r} is not an embedder: use none, histogram, default, a .keras file "
-                    "or names joined by '+'")
-        problem = keras_file_problem(Path(part).expanduser())
+        problem = None if part in EMBEDDER_NAMES else keras_file_problem(Path(part).expanduser())
         if problem:
             return problem
     return None
