@@ -6,9 +6,11 @@ top-left/size pixel boxes.
   ``<SEQ>.npy``: float64[N, 138] = 10 MOT columns + 128-d feature) -> ``{frame: Detections}``
   with boxes as pixel x1,y1,x2,y2, class 0, embeddings L2-normalised (feature files only).
 - :func:`write_mot` writes (frame, id, x1, y1, x2, y2, score) rows as MOT tracks.
+- :func:`read_seqinfo`: a sequence's ``seqinfo.ini`` (``frameRate``, ``seqLength``, ...).
 """
 from __future__ import annotations
 
+import configparser
 from pathlib import Path
 from typing import Iterable
 
@@ -82,3 +84,18 @@ def write_mot(path: str | Path, rows: Iterable[tuple]) -> int:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + ("\n" if lines else ""))
     return len(lines)
+
+
+def read_seqinfo(path: str | Path) -> dict[str, str]:
+    """The ``[Sequence]`` table of a MOTChallenge ``seqinfo.ini`` as written (keys keep their
+    case: ``frameRate``, ``seqLength``, ``imWidth``, ...); an unreadable file is a VidtrackError."""
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.optionxform = str  # keep frameRate's case
+    try:
+        with open(path) as f:
+            ini.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        raise VidtrackError(f"{path}: not a readable seqinfo.ini: {exc}") from None
+    if not ini.has_section("Sequence"):
+        raise VidtrackError(f"{path}: no [Sequence] section")
+    return dict(ini["Sequence"])

@@ -271,7 +271,7 @@ class Service:
             return None
         return SinkSettings(
             o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video,
-            coast_frames=self.config.tracker.coast_frames, sources={s.id: s.url for s in self.config.sources},
+            sources={s.id: s.url for s in self.config.sources},
             # decoding, drawing and encoding the annotated video cost ~10x the tracking: its
             # threads may use every CPU, the detector's included (vidtrack track on the
             # towncentre clip, interleaved runs: steady state 72 frames/s, 50 with the video

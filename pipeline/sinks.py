@@ -2,7 +2,8 @@
 
 - :class:`MotSink`: MOTChallenge txt ``frame,id,x,y,w,h,score,-1,-1,-1`` (frame 1-based), one row
   per confirmed track matched in that frame or at most ``coast_frames`` frames before
-  (``tracker.coast_frames``; 0 = matched frames only, the DeepSORT convention).
+  (``tracker.coast_s`` at the stream's frame rate, which the tracker stage passes when it
+  opens a stream's sinks; 0 = matched frames only, the DeepSORT convention).
 - :class:`JsonlSink`: every event, one JSON object per line.
 - :class:`VideoSink`: annotated mp4 (boxes, ids, short trails). The tracker stage never sees
   pixels, so this sink decodes the source file again in step with the tracked frames, on a
@@ -31,12 +32,14 @@ import cv2
 import numpy as np
 
 from workers.affinity import pin_this_thread
-from tracker.config import TrackerConfig
-from tracker import TrackState
+from tracker.config import FrameLimits, TrackerConfig
+from tracker import DEFAULT_FRAME_RATE, TrackState
 from base.errors import SourceError
 from wire.messages import valid_stream_id
 
 log = logging.getLogger(__name__)
+DEFAULT_COAST_FRAMES = FrameLimits.at(TrackerConfig(), DEFAULT_FRAME_RATE).coast_frames
+"""The default ``tracker.coast_s`` in frames at the default frame rate (2)."""
 
 
 def _open_text(path: Path, offset: int | None):
@@ -58,7 +61,7 @@ def _offset(f) -> int:
 class MotSink:
     what = "MOT txt"
 
-    def __init__(self, path: Path, coast_frames: int = TrackerConfig.coast_frames, offset: int | None = None):
+    def __init__(self, path: Path, coast_frames: int = DEFAULT_COAST_FRAMES, offset: int | None = None):
         self.coast_frames = int(coast_frames)
         self.path = Path(path)
         self._file = _open_text(self.path, offset)
@@ -258,18 +261,18 @@ class SinkSettings:
     mot: bool = True
     jsonl: bool = True
     video: bool = False
-    coast_frames: int = TrackerConfig.coast_frames
     video_cpus: list[int] | None = None  # CPUs for the annotated-video threads (None: the process's own)
     # stream id -> the source the config names for it: the annotated video re-reads that one,
     # never a path a message names (None: trust ``source_url``, for tools without a config)
     sources: dict[str, str] | None = None
 
     def __call__(self, stream_id: str, source_url: str, live: bool, class_names: list,
-                 offsets: dict[str, int] | None = None) -> "StreamSinks":
+                 offsets: dict[str, int] | None = None, coast_frames: int = DEFAULT_COAST_FRAMES) -> "StreamSinks":
+        """The stream's sinks; ``coast_frames``: its tracker's coast (``tracker.coast_s`` in frames)."""
         if self.sources is not None:
             source_url = self.sources.get(stream_id, "")
         return StreamSinks(Path(self.out_dir), stream_id, source_url, live, self.mot, self.jsonl,
-                           self.video and bool(source_url), class_names, self.coast_frames, self.video_cpus, offsets)
+                           self.video and bool(source_url), class_names, coast_frames, self.video_cpus, offsets)
 
 
 class StreamSinks:
@@ -281,7 +284,7 @@ class StreamSinks:
 
     def __init__(self, out_dir: Path | None, stream_id: str, source_url: str, live: bool,
                  mot: bool = True, jsonl: bool = True, video: bool = False, class_names=None,
-                 coast_frames: int = TrackerConfig.coast_frames, video_cpus=None,
+                 coast_frames: int = DEFAULT_COAST_FRAMES, video_cpus=None,
                  offsets: dict[str, int] | None = None):
         offsets = offsets or {}
         self.frame_sinks: list = []

@@ -168,8 +168,7 @@ def run_tracker(config: Config, metrics_endpoint: str = "") -> int:
     for endpoint in (layout.detections_bind, config.events.endpoint):
         check_bind_host(endpoint, config.transport.allow_remote)
     o = config.output
-    outputs = SinkSettings(o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video, coast_frames=config.tracker.coast_frames) \
-        if o.dir else None
+    outputs = SinkSettings(o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video) if o.dir else None
     spec = TrackerStageSpec(detections_endpoint=layout.detections_bind, tracker=config.tracker, events=config.events,
                             open_outputs=outputs, expected_streams=[s.id for s in config.sources],
                             security=config.security, resent_on_loss=False)  # no supervisor to send again

@@ -37,7 +37,8 @@ def test_repository_config_is_valid():
     ({"sources": [{"url": "a.mp4", "id": "x"}, {"url": "b.mp4", "id": "x"}]}, "duplicate stream id"),
     ({"events": {"endpoint": "http://x"}}, "events.endpoint"),
     ({"output": {"video": "yes"}}, "output.video: expected true or false"),
-    ({"tracker": {"max_age": -3}}, "max_age"),
+    ({"tracker": {"max_age_s": -3}}, "max_age_s"),
+    ({"tracker": {"max_age": 30}}, "tracker.max_age: no longer a key.*use tracker.max_age_s"),
     ({"tracker": {"no_such_knob": 1}}, "no_such_knob"),
 ])
 def test_bad_values_name_the_key(data, message):
@@ -172,14 +173,14 @@ def test_the_stage_specs_hold_the_configs_they_are_given():
 
     config = config_from_dict({"sources": [{"url": "a.mp4", "id": "a", "stall_seconds": 1.5}],
                                "detector": {"batch_size": 4, "pin_cpus": False}, "events": {"mode": "frame"},
-                               "tracker": {"max_age": 7}, "output": {"dir": ""}})
+                               "tracker": {"max_age_s": 7}, "output": {"dir": ""}})
     service = Service(config)
     service.endpoints.cleanup()
     grabber, = service._grabber_specs()
     detector, tracker = service._detector_spec(), service._tracker_spec()
     assert grabber.source is config.sources[0] and grabber.stream_id == "a" and grabber.stall_seconds == 1.5
     assert detector.detector is config.detector and detector.batch_size == 4
-    assert tracker.tracker is config.tracker and tracker.tracker.max_age == 7 and tracker.event_mode == "frame"
+    assert tracker.tracker is config.tracker and tracker.tracker.max_age_s == 7 and tracker.event_mode == "frame"
     assert tracker.open_outputs is None
 
 
@@ -232,14 +233,14 @@ def test_track_detections_reads_the_tracker_table_of_a_service_config(tmp_path):
     from tests.conftest import REPO_ROOT
     from workers.offline import load_tracker_config
 
-    assert load_tracker_config(REPO_ROOT / "config.toml").max_age == 30  # its other tables are not the tracker's
+    assert load_tracker_config(REPO_ROOT / "config.toml").max_age_s == 1.2  # its other tables are not the tracker's
     path = tmp_path / "c.toml"
-    path.write_text('[[sources]]\nurl = "a.mp4"\n[tracker]\nmax_age = 12\n')
-    assert load_tracker_config(path).max_age == 12
-    path.write_text("max_age = 9\n")  # a file of tracker keys alone
-    assert load_tracker_config(path, {"n_init": 2}).n_init == 2
-    path.write_text("[tracker]\nmax_age = 0\n")
-    with pytest.raises(ConfigError, match="tracker.max_age: must be at least 1, got 0"):
+    path.write_text('[[sources]]\nurl = "a.mp4"\n[tracker]\nmax_age_s = 12\n')
+    assert load_tracker_config(path).max_age_s == 12
+    path.write_text("max_age_s = 9\n")  # a file of tracker keys alone
+    assert load_tracker_config(path, {"init_s": 0.5}).init_s == 0.5
+    path.write_text("[tracker]\nmax_age_s = 0\n")
+    with pytest.raises(ConfigError, match="tracker.max_age_s: must be more than 0, got 0"):
         load_tracker_config(path)
     with pytest.raises(ConfigError, match="not found"):
         load_tracker_config(tmp_path / "none.toml")
@@ -251,11 +252,11 @@ def test_vidtrack_track_validates_its_command_line_values_with_the_file(tmp_path
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"")  # only its name is used here
     path = tmp_path / "c.toml"
-    path.write_text('[[sources]]\nurl = "other.mp4"\n[detector]\nbatch_size = 4\n[tracker]\nmax_age = 12\n')
+    path.write_text('[[sources]]\nurl = "other.mp4"\n[detector]\nbatch_size = 4\n[tracker]\nmax_age_s = 12\n')
     config = build_config(str(video), config_path=str(path), conf=0.5, out=str(tmp_path / "out"))
     assert [s.id for s in config.sources] == ["clip"] and config.sources[0].url == str(video)
     assert (config.detector.batch_size, config.detector.conf_threshold) == (4, 0.5)
-    assert config.tracker.max_age == 12 and config.tracker.low_score_threshold == 0.5
+    assert config.tracker.max_age_s == 12 and config.tracker.low_score_threshold == 0.5
     assert config.output.video and config.output.dir == str(tmp_path / "out")
     with pytest.raises(ConfigError, match="detector.embedder"):
         build_config(str(video), embedder="hist")

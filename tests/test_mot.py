@@ -62,9 +62,9 @@ def test_cli_track_then_eval(shared_data, tmp_path, capsys):
     m = json.loads(text[text.index("{"):])
     assert 0.3 < m["HOTA"] < 1 and 0.3 < m["IDF1"] < 1 and m["IDSW"] >= 0
     # a config key error is one line, exit code 2
-    (tmp_path / "c.toml").write_text("[tracker]\nmax_age = 'x'\n")
+    (tmp_path / "c.toml").write_text("[tracker]\nmax_age_s = 'x'\n")
     assert main(["track-detections", str(det), "-o", str(out), "--config", str(tmp_path / "c.toml")]) == 2
-    assert "tracker.max_age" in capsys.readouterr().err
+    assert "tracker.max_age_s" in capsys.readouterr().err
 
 
 def test_cli_with_features(shared_data, tmp_path):

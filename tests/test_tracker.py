@@ -1,5 +1,6 @@
 """Tracker behaviour on constructed scenes: identity through a bounce, occlusion and
-max_age, frame gaps, classes, score rounds, config validation."""
+max_age, frame gaps, classes, score rounds, config validation. Time constants are given in
+seconds at the default 25 frames/s (0.08 s = 2 frames)."""
 import numpy as np
 import pytest
 
@@ -53,7 +54,7 @@ def test_bounce_swaps_ids_without_appearance_and_keeps_them_with_it():
 
 
 def test_appearance_auto_off_without_embeddings():
-    t = Tracker(TrackerConfig(appearance=True, n_init=1))
+    t = Tracker(TrackerConfig(appearance=True, init_s=0))
     for f in range(5):
         s = t.update(one([10 + 3 * f, 10, 50 + 3 * f, 90]), f)
     assert [x.track_id for x in s] == [1] and s[0].hits == 5
@@ -64,7 +65,7 @@ def test_occlusion_survives_max_age_minus_one_and_dies_at_max_age(kalman):
     max_age = 5
 
     def run(missing):
-        t = Tracker(TrackerConfig(max_age=max_age, n_init=2, kalman=kalman))
+        t = Tracker(TrackerConfig(max_age_s=max_age / 25, init_s=0.08, kalman=kalman))
         x, f, events = 100.0, 0, []
         for _ in range(6):
             events.append(t.update(one([x, 50, x + 40, 150]), f))
@@ -85,7 +86,7 @@ def test_occlusion_survives_max_age_minus_one_and_dies_at_max_age(kalman):
 
 
 def test_frame_gap_uses_real_dt():
-    t = Tracker(TrackerConfig(n_init=1))
+    t = Tracker(TrackerConfig(init_s=0))
     for f in range(0, 20):  # 5 px / frame
         t.update(one([100 + 5 * f, 50, 140 + 5 * f, 150]), f)
     s = t.update(Detections.empty(), 30)[0]  # 11 frames later
@@ -97,7 +98,7 @@ def test_frame_gap_uses_real_dt():
 
 
 def test_gap_then_detection_is_matched_at_extrapolated_place():
-    t = Tracker(TrackerConfig(n_init=1, max_age=30))
+    t = Tracker(TrackerConfig(init_s=0, max_age_s=1.2))
     for f in range(10):
         t.update(one([100 + 8 * f, 50, 140 + 8 * f, 150]), f)
     f = 20  # 10 frames dropped: the object moved 80 px more than one frame's worth
@@ -106,7 +107,7 @@ def test_gap_then_detection_is_matched_at_extrapolated_place():
 
 
 def test_class_aware_matching():
-    t = Tracker(TrackerConfig(n_init=1))
+    t = Tracker(TrackerConfig(init_s=0))
     t.update(one([100, 50, 140, 150], cls=0), 0)
     s = t.update(one([101, 50, 141, 150], cls=2), 1)
     assert sorted((x.track_id, x.class_id, x.time_since_update) for x in s) == [(1, 0, 1), (2, 2, 0)]
@@ -114,7 +115,7 @@ def test_class_aware_matching():
 
 def test_low_score_round_keeps_track_alive_only_when_enabled():
     def run(low):
-        t = Tracker(TrackerConfig(n_init=1, high_score_threshold=0.6, low_score_threshold=low))
+        t = Tracker(TrackerConfig(init_s=0, high_score_threshold=0.6, low_score_threshold=low))
         for f in range(5):
             t.update(one([100 + 2 * f, 50, 140 + 2 * f, 150], 0.9), f)
         return t.update(one([110, 50, 150, 150], 0.3), 5)
@@ -163,7 +164,7 @@ def test_direction_history_origins_and_bonus():
 def test_direction_term_keeps_ids_on_simple_motion_and_validates():
     first, last = left_right_ids(TrackerConfig(appearance=True, direction_weight=0.2))
     assert first == last == (1, 2)
-    t = Tracker(TrackerConfig(n_init=1, direction_weight=0.2))
+    t = Tracker(TrackerConfig(init_s=0, direction_weight=0.2))
     for f in range(6):
         s = t.update(one([10 + 8 * f, 10, 50 + 8 * f, 90]), f)
     assert [x.track_id for x in s] == [1] and s[0].hits == 6
@@ -174,18 +175,18 @@ def test_direction_term_keeps_ids_on_simple_motion_and_validates():
 
 
 def test_config_from_dict_validates_and_names_the_key():
-    cfg = TrackerConfig.from_dict({"max_age": 10, "max_cosine_distance": 1, "embedding_ema": None})
-    assert cfg.max_age == 10 and cfg.max_cosine_distance == 1.0
+    cfg = TrackerConfig.from_dict({"max_age_s": 10, "max_cosine_distance": 1, "embedding_ema": None})
+    assert cfg.max_age_s == 10.0 and cfg.max_cosine_distance == 1.0
     with pytest.raises(ConfigError, match="tracker.max_agee"):
         TrackerConfig.from_dict({"max_agee": 3})
-    with pytest.raises(ConfigError, match="tracker.n_init"):
-        TrackerConfig.from_dict({"n_init": "3"})
+    with pytest.raises(ConfigError, match="tracker.init_s"):
+        TrackerConfig.from_dict({"init_s": "3"})
     with pytest.raises(ConfigError, match="tracker.gating"):
         TrackerConfig.from_dict({"gating": 1})
     with pytest.raises(ConfigError, match="tracker.kalman"):
         TrackerConfig.from_dict({"kalman": "gpu"})
-    with pytest.raises(ConfigError, match="tracker.max_age"):
-        TrackerConfig.from_dict({"max_age": 0})
+    with pytest.raises(ConfigError, match="tracker.max_age_s: must be more than 0"):
+        TrackerConfig.from_dict({"max_age_s": 0})
 
 
 @pytest.mark.parametrize("oru", [True, False])
@@ -211,7 +212,7 @@ def test_mot_rows_coast_a_confirmed_track_for_coast_frames(coast, tmp_path):
         if not 8 <= f <= 12:  # five frames without a detection
             frames[f] = one([x, 50, x + 40, 150])
         x += 3
-    cfg = TrackerConfig(n_init=2, coast_frames=coast)
+    cfg = TrackerConfig(init_s=0.08, coast_s=coast / 25)
     rows, _ = track_sequence(frames, cfg, 20)
     assert {r[1] for r in rows} == {1}
     reported = [r[0] for r in rows]
@@ -229,17 +230,17 @@ def test_mot_rows_coast_a_confirmed_track_for_coast_frames(coast, tmp_path):
     assert written == [f for f in range(2, 21) if not 8 + coast <= f <= 12]  # no backfill online
 
 
-def test_coast_frames_validation_keeps_short_max_age_configs():
-    assert TrackerConfig(max_age=1).coast_frames == 2  # coasting is capped by deletion at max_age
-    with pytest.raises(ConfigError, match="tracker.coast_frames"):
-        TrackerConfig(coast_frames=-1)
+def test_coast_validation_keeps_short_max_age_configs():
+    assert TrackerConfig(max_age_s=0.04).coast_s == 0.08  # coasting is capped by deletion at max_age_s
+    with pytest.raises(ConfigError, match="tracker.coast_s"):
+        TrackerConfig(coast_s=-1)
 
 
 def test_aspect_noise_reaches_the_kalman_store_and_is_validated():
     from tracker import kalman as K
 
     for kind in ("batched", "filterpy"):
-        t = Tracker(TrackerConfig(kalman=kind, aspect_process_std=0.01, aspect_measurement_std=0.1))
+        t = Tracker(TrackerConfig(kalman=kind, aspect_process_std=0.05, aspect_measurement_std=0.1))
         assert t.kf.aspect == K.DEEPSORT_ASPECT
     assert Tracker().kf.aspect == K.DEFAULT_ASPECT
     with pytest.raises(ConfigError, match="tracker.aspect_measurement_std"):
@@ -254,7 +255,7 @@ def test_track_states_are_an_enum_that_reads_as_its_names():
     assert [s.value for s in TrackState] == ["tentative", "confirmed", "deleted"]
     assert TrackState.CONFIRMED == "confirmed" and f"{TrackState.DELETED}" == "deleted"
     assert json.dumps({"state": TrackState.TENTATIVE}) == '{"state": "tentative"}'
-    tracker = Tracker(TrackerConfig(n_init=2))
+    tracker = Tracker(TrackerConfig(init_s=0.08))
     (s,) = tracker.update(Detections(np.array([[0, 0, 10, 20]], np.float32), np.array([0.9], np.float32),
                                      np.zeros(1, np.int32)), 0)
     assert s.state is TrackState.TENTATIVE

@@ -68,7 +68,7 @@ def test_interpolation_measures_gaps_between_matched_rows_not_coasted_ones():
 
     frames = {f: Detections(np.array([[10.0 * f, 0, 10.0 * f + 40, 100]]), [0.9], [0])
               for f in range(1, 16) if not 6 <= f <= 9}
-    cfg = TrackerConfig(n_init=2, coast_frames=2)
+    cfg = TrackerConfig(init_s=0.08, coast_s=0.08)
     rows3, _ = track_sequence(frames, cfg, 15, interpolate=3)
     rows4, _ = track_sequence(frames, cfg, 15, interpolate=4)
     assert [r[0] for r in rows3] == [f for f in range(1, 16) if f not in (8, 9)]

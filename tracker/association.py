@@ -32,7 +32,7 @@ def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, t
     cost = np.where(ctx.appearance_infeasible[np.ix_(rows, dets)], np.inf, cost)
     if cfg.matching_cascade:
         levels = ctx.time_since_update[rows] - ctx.dt + 1
-        m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, cfg.max_age)
+        m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, table.limits.max_age)
     else:
         m, _, _ = min_cost_matching(cost, cfg.max_cosine_distance)
     return _round(np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), tracks, dets, ctx)

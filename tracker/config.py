@@ -2,6 +2,7 @@
 (:mod:`base.settings`), checked whenever one is built."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -11,10 +12,18 @@ from base.settings import check_fields, from_table, setting
 
 @dataclass
 class TrackerConfig:
-    """All tracker knobs. Frames are frame-index units; distances as named.
+    """All tracker knobs. Time constants are in seconds (the ``_s`` keys; each tracker turns
+    them into frames at its stream's frame rate, :class:`FrameLimits`), so a 7 fps and a 30 fps
+    stream of one scene track alike; ``direction_delta_t`` and ``iou_rescue_max_age`` stay in
+    frames (they count observations, not time). Distances as named.
 
-    max_age: a confirmed track is deleted after this many frames without a match.
-    n_init: matched frames before a track is confirmed.
+    max_age_s: a confirmed track is deleted after this long without a match (seconds;
+        1.2 = 30 frames at 25 fps).
+    init_s: how long a new track must be matched before it is confirmed (seconds; 0.12 =
+        3 frames at 25 fps). Never fewer than 2 matched frames, so one false positive cannot
+        confirm a track, except ``init_s = 0``, which confirms on the first match.
+    frame_rate: the stream's frame rate in frames/s, overriding what the source says (the
+        video's, seqinfo.ini's); None = the source's.
     max_cosine_distance: appearance match ceiling (1 - cosine similarity, 0..2).
     max_iou_distance: IoU-round ceiling (1 - IoU) in the motion mode.
     secondary_iou_distance: ceiling of the IoU round after the appearance round (appearance mode).
@@ -25,7 +34,7 @@ class TrackerConfig:
     gating_position_only: gate on cx, cy only (2 dof).
     kalman: "batched" (numpy, all tracks) or "filterpy" (reference, one filter per track).
     aspect_process_std, aspect_measurement_std: the Kalman filter's std of the box aspect
-        ratio w/h, per frame of motion and per detection (DeepSORT: 0.01 and 0.1; see
+        ratio w/h, per sqrt(second) of motion (the random walk's) and per detection (DeepSORT: 0.01 and 0.1; see
         tracker.kalman.AspectNoise).
     appearance: use embeddings when detections carry them (auto-off when D == 0).
     matching_cascade: DeepSORT cascade by time since update (False = one global assignment).
@@ -50,11 +59,12 @@ class TrackerConfig:
         its observation ``direction_delta_t`` frames back to the detection (0 = off;
         OC-SORT uses 0.2). Pairs are still accepted on the IoU cost alone.
     direction_delta_t: frames back for that direction (OC-SORT: 3).
-    coast_frames: what is reported, not how tracks are matched: a confirmed track stays in
-        MOT output (service files, ``track-detections``) for up to this many frames after its
-        last matched detection, with its Kalman-predicted box (0 = matched frames only, the
-        DeepSORT/SORT convention). Events still say when a track was last matched. Coasting
-        raises recall and HOTA/IDF1 and costs some MOTA (predicted boxes of objects that left).
+    coast_s: what is reported, not how tracks are matched: a confirmed track stays in MOT
+        output (service files, ``track-detections``) for up to this long after its last
+        matched detection, with its Kalman-predicted box (seconds; 0.08 = 2 frames at 25 fps;
+        0 = matched frames only, the DeepSORT/SORT convention). Events still say when a track
+        was last matched. Coasting raises recall and HOTA/IDF1 and costs some MOTA (predicted
+        boxes of objects that left).
 
     Defaults were chosen for the three MOT15 benchmark sequences and two generated scenes
     (bench/tracker.py prints the ablation): ByteTrack-style score split 0.7 / 0.1,
@@ -66,8 +76,9 @@ class TrackerConfig:
     appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
     """
 
-    max_age: int = setting(30, minimum=1)
-    n_init: int = setting(3, minimum=1)
+    max_age_s: float = setting(1.2, above=0.0, maximum=3600.0)
+    init_s: float = setting(0.12, minimum=0.0, maximum=60.0)
+    frame_rate: Optional[float] = setting(None, above=0.0, maximum=1000.0)
     max_cosine_distance: float = setting(0.3, minimum=0.0, maximum=2.0)
     max_iou_distance: float = setting(0.8, minimum=0.0, maximum=1.0)
     secondary_iou_distance: float = setting(0.7, minimum=0.0, maximum=1.0)
@@ -77,7 +88,7 @@ class TrackerConfig:
     iou_gating: bool = False
     gating_position_only: bool = False
     kalman: str = setting("batched", choices=("batched", "filterpy"))
-    aspect_process_std: float = setting(0.05, above=0.0, maximum=10.0)
+    aspect_process_std: float = setting(0.25, above=0.0, maximum=50.0)  # per sqrt(s): 0.05 per sqrt(frame) at 25 fps
     aspect_measurement_std: float = setting(0.05, above=0.0, maximum=10.0)
     appearance: bool = True
     matching_cascade: bool = True
@@ -93,7 +104,7 @@ class TrackerConfig:
     low_round_tentative: bool = False
     direction_weight: float = setting(0.0, minimum=0.0, maximum=1.0)
     direction_delta_t: int = setting(3, minimum=1)
-    coast_frames: int = setting(2, minimum=0)  # frames (tracks are deleted at max_age anyway)
+    coast_s: float = setting(0.08, minimum=0.0, maximum=3600.0)  # tracks are deleted at max_age_s anyway
 
     def __post_init__(self) -> None:
         check_fields(self, "tracker")
@@ -107,5 +118,39 @@ class TrackerConfig:
     def from_dict(cls, d: dict[str, Any]) -> "TrackerConfig":
         """Build from a plain dict (e.g. the ``[tracker]`` table of config.toml).
 
-        Unknown keys, wrong types and values out of range raise ConfigError naming the key."""
+        Unknown keys, wrong types and values out of range raise ConfigError naming the key;
+        the frame-count keys of old configs name the key in seconds that replaced them."""
+        for old in sorted(set(d) & set(RENAMED) if isinstance(d, dict) else ()):
+            raise ConfigError(f"tracker.{old}: no longer a key, the tracker's time constants are in seconds: "
+                              f"use tracker.{RENAMED[old]} (e.g. {old} = 30 frames at 25 fps is "
+                              f"{RENAMED[old]} = {30 / 25:g})")
         return from_table(cls, d, "tracker")
+
+
+RENAMED = {"max_age": "max_age_s", "n_init": "init_s", "coast_frames": "coast_s"}
+"""Frame-count keys of older configs -> the keys in seconds that replaced them."""
+
+
+def _frames(seconds: float, fps: float) -> int:
+    """``seconds`` at ``fps`` as a whole number of frames, rounded half up (not to even)."""
+    return int(math.floor(seconds * fps + 0.5 + 1e-9))
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """A :class:`TrackerConfig`'s time constants in frames at one frame rate (what a tracker
+    counts in): ``max_age`` >= 1 and ``coast_frames`` >= 0 are the seconds times ``fps``,
+    rounded; ``n_init`` likewise but at least 2 (1 only for ``init_s = 0``)."""
+
+    fps: float
+    max_age: int
+    n_init: int
+    coast_frames: int
+
+    @classmethod
+    def at(cls, config: TrackerConfig, fps: float) -> "FrameLimits":
+        """The limits of ``config`` at ``fps`` frames/s (> 0)."""
+        if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
+            raise ValueError(f"frame rate must be a number of frames per second above 0, got {fps!r}")
+        n_init = 1 if config.init_s == 0 else max(2, _frames(config.init_s, fps))
+        return cls(float(fps), max(1, _frames(config.max_age_s, fps)), n_init, _frames(config.coast_s, fps))

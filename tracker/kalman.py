@@ -1,13 +1,19 @@
-"""Constant-velocity Kalman filter in box space, DeepSORT-style.
+"""Constant-velocity Kalman filter in box space, DeepSORT-style, in seconds.
 
 State (8): cx, cy, a, h, vcx, vcy, va, vh -- pixel centre, aspect ratio w/h, pixel height
-and their velocities per frame. Measurement (4): cx, cy, a, h.
+and their velocities per second (px/s, 1/s). Measurement (4): cx, cy, a, h.
 
-Noise is scaled by the box height (DeepSORT: std_weight_position = 1/20,
-std_weight_velocity = 1/160), except the aspect ratio's, which has its own
-:class:`AspectNoise` (per-frame process std and measurement std). Predict takes the real time step ``dt`` in frames (frame
-index difference): F has dt on the position/velocity coupling and the process noise Q is
-scaled by dt (a random walk whose variance grows linearly with elapsed frames).
+Predict takes the real time step ``dt`` in seconds (frame index difference / frame rate):
+F has dt on the position/velocity coupling and the process noise Q is a random walk whose
+variance grows linearly with elapsed time, its constants stated per second. Noise is scaled
+by the box height, except the aspect ratio's, which has its own :class:`AspectNoise`.
+
+The constants are DeepSORT's per-frame ones (std_weight_position = 1/20, std_weight_velocity
+= 1/160 px/frame per px of height) restated per second at ``REFERENCE_FPS`` = 25 frames/s,
+so a 25 fps stream is filtered exactly as by the per-frame filter (up to float rounding),
+and any other rate gets the same noise per second of motion: a std per sqrt(frame) s is
+s * sqrt(25) per sqrt(second); a velocity of v px/frame is 25 v px/s, so a velocity std
+weight w (px/frame) is 25 w in px/s, and per sqrt(second) 25 w sqrt(25).
 
 Two implementations with the same maths:
 - :class:`BatchedKalman`: all tracks of a stream in arrays (mean [T,8], cov [T,8,8]),
@@ -24,29 +30,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
+REFERENCE_FPS = 25.0
+"""The frame rate at which these per-second constants equal DeepSORT's per-frame ones."""
 STD_WEIGHT_POSITION = 1.0 / 20
-STD_WEIGHT_VELOCITY = 1.0 / 160
+"""Measurement std of cx, cy, h, and half the initial position std, per px of box height."""
+POSITION_PROCESS_STD = 0.25
+"""Process std of cx, cy, h per sqrt(second), per px of height (DeepSORT's 1/20 per sqrt(frame) x sqrt(25))."""
+VELOCITY_PROCESS_STD = 0.78125
+"""Process std of vcx, vcy, vh in px/s per sqrt(second), per px of height (DeepSORT's 1/160
+px/frame per sqrt(frame) x 25 x sqrt(25))."""
+INITIAL_VELOCITY_STD = 1.5625
+"""Initial std of vcx, vcy, vh in px/s, per px of height (DeepSORT's 10/160 px/frame x 25)."""
+ASPECT_VELOCITY_PROCESS_STD = 1.25e-3
+"""Process std of the aspect ratio's velocity, 1/s per sqrt(second) (DeepSORT's 1e-5 per frame x 25 x sqrt(25))."""
+INITIAL_ASPECT_VELOCITY_STD = 2.5e-4
+"""Initial std of the aspect ratio's velocity, 1/s (DeepSORT's 1e-5 per frame x 25)."""
 CHI2INV95 = {1: 3.8415, 2: 5.9915, 3: 7.8147, 4: 9.4877}
 """0.95 quantile of the chi-square distribution by degrees of freedom (Mahalanobis gating)."""
 
 
 @dataclass(frozen=True)
 class AspectNoise:
-    """Standard deviations of the aspect ratio w/h (unitless): ``process`` per frame of the
-    random walk, ``measurement`` of a detection.
+    """Standard deviations of the aspect ratio w/h (unitless): ``process`` per sqrt(second)
+    of the random walk, ``measurement`` of a detection.
 
-    DeepSORT uses 0.01 and 0.1, which makes the filter trust its predicted shape far more
-    than the detector's (steady-state gain about 0.1), so a walking person's box, whose
-    width changes with the stride, lags its detections. Equal stds give a gain of
-    (sqrt(5) - 1) / 2 ~ 0.62 at any scale; with FRCNN detections on the three MOT15
-    sequences this lifts mean HOTA / IDF1 (bench/tracker.py, the ablation's DeepSORT-aspect row).
+    DeepSORT uses 0.01 per sqrt(frame) (0.05 per sqrt(second) at 25 fps) and 0.1, which
+    makes the filter trust its predicted shape far more than the detector's (steady-state
+    gain about 0.1 at 25 fps), so a walking person's box, whose width changes with the
+    stride, lags its detections. Equal stds per frame at 25 fps (0.25 per sqrt(second) and
+    0.05) give a gain of (sqrt(5) - 1) / 2 ~ 0.62 at any scale; with FRCNN detections on
+    the three MOT15 sequences this lifts mean HOTA / IDF1 (bench/tracker.py, the ablation's
+    DeepSORT-aspect row).
     """
 
-    process: float = 0.05
+    process: float = 0.25
     measurement: float = 0.05
 
 
-DEEPSORT_ASPECT = AspectNoise(process=1e-2, measurement=1e-1)
+DEEPSORT_ASPECT = AspectNoise(process=5e-2, measurement=1e-1)
 DEFAULT_ASPECT = AspectNoise()
 
 
@@ -81,8 +102,9 @@ def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """New states from measurements z float[N,4] (xyah) -> mean [N,8], cov [N,8,8]."""
     z = np.asarray(z, dtype=np.float64).reshape(-1, 4)
     h = z[:, 3]
-    wp, wv = 2 * STD_WEIGHT_POSITION * h, 10 * STD_WEIGHT_VELOCITY * h
-    std = np.stack([wp, wp, np.full_like(h, 1e-2), wp, wv, wv, np.full_like(h, 1e-5), wv], axis=1)
+    wp, wv = 2 * STD_WEIGHT_POSITION * h, INITIAL_VELOCITY_STD * h
+    std = np.stack([wp, wp, np.full_like(h, 1e-2), wp, wv, wv, np.full_like(h, INITIAL_ASPECT_VELOCITY_STD), wv],
+                   axis=1)
     mean = np.concatenate([z, np.zeros_like(z)], axis=1)
     cov = np.zeros((len(z), 8, 8))
     idx = np.arange(8)
@@ -90,17 +112,18 @@ def initiate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
-_Q_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 2 + [0.0, STD_WEIGHT_POSITION] + [STD_WEIGHT_VELOCITY] * 2
-                      + [0.0, STD_WEIGHT_VELOCITY])
+_Q_WEIGHTS = np.array([POSITION_PROCESS_STD] * 2 + [0.0, POSITION_PROCESS_STD] + [VELOCITY_PROCESS_STD] * 2
+                      + [0.0, VELOCITY_PROCESS_STD])
 _R_WEIGHTS = np.array([STD_WEIGHT_POSITION] * 2 + [0.0, STD_WEIGHT_POSITION])
 
 
 def process_noise_diag(mean: np.ndarray, dt: np.ndarray, aspect: AspectNoise = DEFAULT_ASPECT) -> np.ndarray:
-    """Diagonal of Q for a step of dt frames: float[T,8] (variance, scaled by height and dt).
+    """Diagonal of Q for a step of dt seconds: float[T,8] (variance, scaled by height and dt).
 
-    std = weight * h for positions/velocities, ``aspect.process`` (aspect) and 1e-5 (aspect velocity)."""
+    std per sqrt(second) = weight * h for positions/velocities (``POSITION_PROCESS_STD``,
+    ``VELOCITY_PROCESS_STD``), ``aspect.process`` (aspect) and ``ASPECT_VELOCITY_PROCESS_STD``."""
     std = mean[:, 3:4] * _Q_WEIGHTS
-    std[:, 2], std[:, 6] = aspect.process, 1e-5
+    std[:, 2], std[:, 6] = aspect.process, ASPECT_VELOCITY_PROCESS_STD
     return std**2 * np.asarray(dt, dtype=np.float64).reshape(-1, 1)
 
 
@@ -112,14 +135,14 @@ def measurement_noise_diag(mean: np.ndarray, aspect: AspectNoise = DEFAULT_ASPEC
 
 
 def transition_matrix(dt: float) -> np.ndarray:
-    """F for a step of dt frames: float64[8,8]."""
+    """F for a step of dt seconds: float64[8,8]."""
     F = np.eye(8)
     F[:4, 4:] = dt * np.eye(4)
     return F
 
 
 def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
-    """Predict T states dt frames ahead (dt scalar or float[T]). Returns new (mean, cov)."""
+    """Predict T states dt seconds ahead (dt scalar or float[T]). Returns new (mean, cov)."""
     T = len(mean)
     dt = np.broadcast_to(np.asarray(dt, dtype=np.float64), (T,))
     Q = process_noise_diag(mean, dt, aspect)
@@ -204,7 +227,7 @@ class BatchedKalman:
         self.mean, self.cov = self.mean[mask], self.cov[mask]
 
     def predict(self, dt) -> None:
-        """Predict every state dt frames ahead (scalar or float[T])."""
+        """Predict every state dt seconds ahead (scalar or float[T])."""
         if len(self.mean):
             self.mean, self.cov = predict(self.mean, self.cov, dt, self.aspect)
 

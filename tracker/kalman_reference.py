@@ -1,7 +1,8 @@
 """The reference Kalman store: one ``filterpy.kalman.KalmanFilter`` per track, the same
 model as :mod:`tracker.kalman` (which it takes its noise and transition from). Tests and
 bench/tracker.py hold :class:`tracker.kalman.BatchedKalman` to it; the service never loads
-it unless ``TrackerConfig(kalman="filterpy")`` asks."""
+it unless ``TrackerConfig(kalman="filterpy")`` asks. Time steps are in seconds and the
+noise constants per second, as there."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,6 +46,7 @@ class FilterpyKalman:
         self.filters = [f for f, k in zip(self.filters, mask) if k]
 
     def predict(self, dt) -> None:
+        """Every filter dt seconds ahead (scalar or float[T])."""
         dts = np.broadcast_to(np.asarray(dt, dtype=np.float64), (len(self.filters),))
         for f, d in zip(self.filters, dts):
             f.F = transition_matrix(d)

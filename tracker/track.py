@@ -28,8 +28,9 @@ class TrackSnapshot:
     """What a tracker reports about one track after a frame.
 
     box: float32[4] pixel x1,y1,x2,y2 (Kalman estimate); velocity: float32[2] pixel/frame of
-    the box centre; time_since_update: frames since the last matched detection (0 = matched
-    this frame); age: frames since birth.
+    the box centre (the filter's px/s divided by the stream's frame rate, as events report
+    it); time_since_update: frames since the last matched detection (0 = matched this
+    frame); age: frames since birth.
     """
 
     track_id: int
@@ -55,7 +56,7 @@ class Track:
 
     A new track is tentative; it becomes confirmed after ``n_init`` matched frames. A
     tentative track that misses a frame is deleted; a confirmed one is deleted once
-    ``time_since_update >= max_age`` frames.
+    ``time_since_update >= max_age`` frames (both from :class:`tracker.config.FrameLimits`).
     """
 
     __slots__ = (

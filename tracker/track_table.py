@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracker import kalman as K
-from tracker.config import TrackerConfig
+from tracker.config import FrameLimits, TrackerConfig
 from tracker.direction import DirectionHistory
 from tracker.nn_matching import AppearanceBank
 from tracker.oru import re_update
@@ -16,10 +16,13 @@ class TrackTable:
     the Kalman states, the appearance rows, the OCM direction history (when
     ``direction_weight`` > 0) and, for ORU, the Kalman state saved right after each
     track's last update. :meth:`add` and :meth:`keep` are the only ways rows come and go.
+    Time is counted in frames (``limits``: the config's time constants at the stream's frame
+    rate); the Kalman filter is stepped in seconds (frames / ``limits.fps``).
     """
 
-    def __init__(self, config: TrackerConfig) -> None:
+    def __init__(self, config: TrackerConfig, limits: FrameLimits) -> None:
         self.config = config
+        self.limits = limits
         self.kf = K.make_store(config.kalman, K.AspectNoise(config.aspect_process_std, config.aspect_measurement_std))
         self.tracks: list[Track] = []
         self.appearance = AppearanceBank(config.gallery_budget, config.embedding_ema)
@@ -45,7 +48,7 @@ class TrackTable:
         if self.directions is not None:
             self.directions.append(z[:, :2], frame)
         for zi, class_id, score in zip(z, class_ids, scores):
-            self.tracks.append(Track(self._next_id, int(class_id), float(score), zi, frame, self.config.n_init))
+            self.tracks.append(Track(self._next_id, int(class_id), float(score), zi, frame, self.limits.n_init))
             self._next_id += 1
 
     def keep(self, mask: np.ndarray) -> None:
@@ -81,8 +84,8 @@ class TrackTable:
 
     # ------------------------------------------------------------------ time
     def predict(self, dt: int) -> None:
-        """Every track dt frames on."""
-        self.kf.predict(dt)
+        """Every track dt frames on (the Kalman filter dt / fps seconds)."""
+        self.kf.predict(dt / self.limits.fps)
         for t in self.tracks:
             t.advance(dt)
 
@@ -99,12 +102,12 @@ class TrackTable:
         if self.directions is not None:
             self.directions.observe(rows, z[:, :2], frame)
         for r, zi, score in zip(rows.tolist(), z, scores.tolist()):
-            self.tracks[r].mark_hit(score, zi, frame, self.config.n_init)
+            self.tracks[r].mark_hit(score, zi, frame, self.limits.n_init)
 
     def mark_missed(self, rows: np.ndarray) -> None:
         """The tracks at int rows[] found no detection this frame."""
         for r in rows:
-            self.tracks[r].mark_missed(self.config.max_age)
+            self.tracks[r].mark_missed(self.limits.max_age)
 
     def _update_states(self, rows: np.ndarray, z: np.ndarray, frame: int, dt: int) -> None:
         """Kalman update of the matched rows; with ORU, tracks re-found after a gap are
@@ -118,18 +121,18 @@ class TrackTable:
             r = rows[late]
             z_last = np.array([self.tracks[i].last_z for i in r])
             self.kf.set_state(r, *re_update(self.saved_mean[r], self.saved_cov[r], z_last, z[late], gaps[late],
-                                            self.kf.aspect))
+                                            1.0 / self.limits.fps, self.kf.aspect))
         self.kf.update(rows[~late], z[~late])
         self.saved_mean[rows], self.saved_cov[rows] = self.kf.mean[rows], self.kf.cov[rows]
 
     # ------------------------------------------------------------------ output
     def snapshots(self) -> list[TrackSnapshot]:
-        """Snapshots of every row."""
+        """Snapshots of every row (velocities in px/frame: the filter's px/s / fps)."""
         if not self.tracks:
             return []
         mean = self.kf.mean
         boxes = K.xyah_to_xyxy(mean[:, :4]).astype(np.float32)
-        velocities = mean[:, 4:6].astype(np.float32)
+        velocities = (mean[:, 4:6] / self.limits.fps).astype(np.float32)
         return [
             TrackSnapshot(t.track_id, t.class_id, b, t.score, v, t.state, t.time_since_update, t.hits, t.age)
             for t, b, v in zip(self.tracks, boxes, velocities)

@@ -18,19 +18,34 @@ import numpy as np
 
 from base.types import Detections
 from tracker.association import appearance_round, iou_round, low_score_round, recovery_round
-from tracker.config import TrackerConfig
+from tracker.config import FrameLimits, TrackerConfig
 from tracker.match_context import MatchContext, match_context
 from tracker.track import Track, TrackSnapshot, TrackState
 from tracker.track_table import TrackTable
 
 
-class Tracker:
-    """Tracks objects of one stream. Call :meth:`update` once per frame, in frame order."""
+DEFAULT_FRAME_RATE = 25.0
+"""Frames/s assumed where neither the stream nor the config says (MOT15's usual rate)."""
 
-    def __init__(self, config: TrackerConfig | None = None) -> None:
+
+class Tracker:
+    """Tracks objects of one stream. Call :meth:`update` once per frame, in frame order.
+
+    ``frame_rate``: the stream's rate in frames/s (> 0); the config's ``frame_rate``, when
+    set, wins. Frames are counted by frame index; the config's time constants become frame
+    counts at that rate (:attr:`limits`) and the Kalman filter steps frame gap / rate seconds.
+    """
+
+    def __init__(self, config: TrackerConfig | None = None, frame_rate: float = DEFAULT_FRAME_RATE) -> None:
         self.config = config or TrackerConfig()
-        self.table = TrackTable(self.config)
+        self.limits = FrameLimits.at(self.config, self.config.frame_rate or frame_rate)
+        self.table = TrackTable(self.config, self.limits)
         self._last_frame: int | None = None
+
+    @property
+    def frame_rate(self) -> float:
+        """The frame rate this tracker counts in, frames/s."""
+        return self.limits.fps
 
     @property
     def kf(self):
@@ -62,7 +77,7 @@ class Tracker:
         """Forget every track and the frame clock (a live stream came back after a gap); new
         tracks' ids go on from the last one, so ids stay unique per stream."""
         next_id = self.table._next_id
-        self.table = TrackTable(self.config)
+        self.table = TrackTable(self.config, self.limits)
         self.table._next_id = next_id
         self._last_frame = None
 

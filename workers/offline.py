@@ -9,7 +9,7 @@ from typing import Any
 
 from base.settings import read_toml
 from base.types import Detections
-from tracker import Tracker, TrackerConfig, TrackState
+from tracker import DEFAULT_FRAME_RATE, Tracker, TrackerConfig, TrackState
 from tracker.interpolation import interpolate_gaps
 
 SERVICE_TABLES = {"sources", "transport", "security", "detector", "events", "output", "metrics", "hosts"}  # config.toml's others
@@ -29,17 +29,20 @@ def load_tracker_config(path: str | Path | None, overrides: dict | None = None) 
 
 
 def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frames: int | None = None,
-                   backfill: bool = True, interpolate: int = 0) -> tuple[list[tuple], float]:
-    """Track frames 1..n_frames of ``{frame: Detections}``.
+                   backfill: bool = True, interpolate: int = 0,
+                   frame_rate: float = DEFAULT_FRAME_RATE) -> tuple[list[tuple], float]:
+    """Track frames 1..n_frames of ``{frame: Detections}``, a sequence of ``frame_rate``
+    frames/s (the config's ``frame_rate`` wins when set).
 
     Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in each
     frame, tracker update seconds). A track is reported where it was matched and, with its
-    predicted box, for up to ``config.coast_frames`` frames after. Offline extras: with
+    predicted box, for up to ``config.coast_s`` seconds after. Offline extras: with
     ``backfill`` a track's tentative frames are written once it is confirmed; with
     ``interpolate`` > 0, gaps of up to that many frames between two *matched* rows of a track
     are filled by :func:`tracker.interpolation.interpolate_gaps`, replacing any coasted rows
     inside them (coasting still covers a track's end and longer gaps)."""
-    tracker = Tracker(config)
+    tracker = Tracker(config, frame_rate)
+    coast_frames = tracker.limits.coast_frames
     n_frames = n_frames or (max(frames) if frames else 0)
     dim = next((d.embeddings.shape[1] for d in frames.values()), 0)
     empty = Detections.empty(dim)
@@ -53,7 +56,7 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
         spent += time.perf_counter() - t0
         for s in snaps:
             row = (f, s.track_id, *map(float, s.box), s.score)
-            if s.is_reported(config.coast_frames):
+            if s.is_reported(coast_frames):
                 if backfill and s.track_id in pending:
                     matched.extend(pending.pop(s.track_id))
                 (matched if s.time_since_update == 0 else coasted).append(row)

@@ -12,7 +12,9 @@ already tracked or buffered are dropped. A tracker started on its own (``vidtrac
 has no one to send frames again and gives up file frames like live ones.
 Detections that arrive before their stream's ``stream.started`` (another detector process
 forwarded it and is slower) are held, up to ``EARLY_DETECTIONS`` per stream, until it comes;
-a repeated ``stream.started`` (sent again after a rewind) is ignored.
+a repeated ``stream.started`` (sent again after a rewind) is ignored. Each stream's tracker
+counts in that stream's frame rate (``stream.started``'s fps, :func:`stream_frame_rate`), and
+is made when ``stream.started`` arrives: no frame is tracked before it.
 
 With a ``checkpoint_dir`` each stream's state is saved every ``checkpoint_frames`` frames,
 at its start and at its end (:mod:`workers.tracker_checkpoint`); a tracker started with
@@ -34,7 +36,7 @@ from wire import messages
 from wire.events import EventBuilder
 from wire.transport import SUBSCRIBERS, Security, SocketFactory
 from base.settings import setting
-from tracker import Tracker, TrackerConfig, TrackState
+from tracker import DEFAULT_FRAME_RATE, Tracker, TrackerConfig, TrackState
 from workers import tracker_checkpoint
 from workers.meter import StageMeter
 
@@ -49,6 +51,18 @@ EARLY_DETECTIONS = 1024  # detections held per stream until its stream.started a
 # messages.MAX_DETECTIONS_PART_BYTES (ZMQ_MAXMSGSIZE), real ones a few kB
 DETECTIONS_HWM = 64
 MAX_FOREIGN_IDS = 1000  # unconfigured stream ids counted one by one (the rest only in bad_messages)
+MAX_STREAM_FPS = 240.0  # a source reporting more (an RTSP 90 kHz clock) is tracked at DEFAULT_FRAME_RATE
+
+
+def stream_frame_rate(fps: float, stream_id: str = "") -> float:
+    """The frame rate a stream's tracker counts in: its ``stream.started`` fps, or
+    ``DEFAULT_FRAME_RATE`` (logged) where that is not a plausible camera rate, (0, MAX_STREAM_FPS]
+    (the config's ``tracker.frame_rate``, when set, overrides either)."""
+    if 0 < fps <= MAX_STREAM_FPS:
+        return float(fps)
+    log.warning("stream %s reports %g frames/s: tracking it at %g (set tracker.frame_rate to override)",
+                stream_id, fps, DEFAULT_FRAME_RATE)
+    return DEFAULT_FRAME_RATE
 
 
 class StreamOutputs(Protocol):
@@ -63,9 +77,10 @@ class StreamOutputs(Protocol):
     def close(self) -> None: ...
 
 
-# (stream id, source url, live, class names, offsets or None) -> that stream's outputs;
-# offsets (from StreamOutputs.offsets) reopen the files truncated there. Picklable (the
-# service passes :class:`pipeline.sinks.SinkSettings`)
+# (stream id, source url, live, class names, offsets or None, coast_frames) -> that stream's
+# outputs; offsets (from StreamOutputs.offsets) reopen the files truncated there; coast_frames:
+# the stream tracker's coast in frames (its limits). Picklable (the service passes
+# :class:`pipeline.sinks.SinkSettings`)
 OpenOutputs = Callable[..., StreamOutputs]
 
 
@@ -176,11 +191,13 @@ class TrackerStage:
         if state.started is not None:
             return  # sent again after a rewind
         state.started = started
+        # nothing was tracked yet (frames wait for stream.started): the tracker starts at the stream's rate
+        state.tracker = Tracker(self.tracker_config, stream_frame_rate(started.fps, started.stream_id))
         if started.classes:
             state.events.class_names = list(started.classes)
         if self.spec.open_outputs is not None and state.sinks is None:
             state.sinks = self.spec.open_outputs(state.stream_id, started.source, started.live,
-                                                 state.events.class_names)
+                                                 state.events.class_names, None, state.tracker.limits.coast_frames)
         self.publish(state, [state.events.stream_started(
             source=started.source, width=started.width, height=started.height, fps=started.fps,
             live=started.live, frames=started.frames)])
@@ -381,7 +398,8 @@ class TrackerStage:
                 if state.started is not None and not state.ended and self.spec.open_outputs is not None:
                     started = state.started
                     state.sinks = self.spec.open_outputs(stream_id, started.source, started.live,
-                                                         state.events.class_names, checkpoint.offsets)
+                                                         state.events.class_names, checkpoint.offsets,
+                                                         state.tracker.limits.coast_frames)
                     self._report_sink_errors(state)
             state = self.streams.get(stream_id)
             next_seq, frames = (state.next_seq, state.frames) if state is not None else (0, 0)

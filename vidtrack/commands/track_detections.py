@@ -3,18 +3,24 @@
 Appearance comes from ``--features SEQ.npy`` (DeepSORT feature file, used as the
 detections) or, with ``--frames DIR`` / ``--video FILE``, from an embedder of
 :mod:`detector.appearance` (``--embedder``, default: the shipped model or histogram).
+
+The frame rate the tracker counts its seconds in: ``--fps``, else the config's
+``tracker.frame_rate``, else ``frameRate`` of the sequence's ``seqinfo.ini``
+(:func:`find_seqinfo`), else 25 (with a note).
 """
 from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 
 from base.types import Detections
+from tracker import DEFAULT_FRAME_RATE
 from workers.offline import load_tracker_config, track_sequence
-from base.errors import SourceError
-from base.mot import read_detections, read_feature_detections, write_mot
+from base.errors import SourceError, VidtrackError
+from base.mot import read_detections, read_feature_detections, read_seqinfo, write_mot
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +60,51 @@ def _embed_from_images(frames: dict[int, Detections], args) -> dict[int, Detecti
     return out
 
 
+def find_seqinfo(det_file: str | Path, frames_dir: str | Path | None = None) -> Path | None:
+    """The ``seqinfo.ini`` of the sequence a detection file belongs to: beside the sequence
+    folder in MOTChallenge's layout (``SEQ/det/det.txt``), or of the sequence named like the
+    file's folder or stem in a parent folder (``sort-frcnn-det/SEQ/det.txt`` and
+    ``deepsort-features/SEQ.npy`` next to ``SEQ/``), or in the ``--frames`` folder's parent."""
+    det = Path(det_file).resolve()
+    names = [n for n in dict.fromkeys((det.parent.name, det.stem)) if n]
+    candidates = [Path(frames_dir).resolve().parent / "seqinfo.ini"] if frames_dir else []
+    for folder in det.parents[:3]:
+        candidates.append(folder / "seqinfo.ini")
+        candidates.extend(folder / name / "seqinfo.ini" for name in names)
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def frame_rate_of(args: argparse.Namespace, configured: float | None) -> tuple[float, str]:
+    """(frames/s, where it came from) for this run: ``--fps``, the config, seqinfo.ini, 25."""
+    if args.fps is not None:
+        return args.fps, "--fps"
+    if configured is not None:
+        return configured, "tracker.frame_rate"
+    path = find_seqinfo(args.features or args.detections, args.frames)
+    if path is not None:
+        text = read_seqinfo(path).get("frameRate")
+        try:
+            fps = float(text) if text is not None else 0.0
+        except ValueError:
+            fps = 0.0
+        if not fps > 0:
+            raise VidtrackError(f"{path}: frameRate must be a number above 0, got {text!r} (or give --fps)")
+        return fps, str(path)
+    return DEFAULT_FRAME_RATE, "default: no seqinfo.ini found beside the detections (give --fps)"
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_tracker_config(args.config)
+    fps, origin = frame_rate_of(args, cfg.frame_rate)
+    print(f"frame rate {fps:g} frames/s ({origin})")
     if args.features:
         frames = read_feature_detections(args.features, args.min_score)
     else:
         frames = read_detections(args.detections, args.min_score)
         if args.frames or args.video:
             frames = _embed_from_images(frames, args)
-    rows, spent = track_sequence(frames, cfg, backfill=not args.no_backfill, interpolate=args.interpolate)
+    rows, spent = track_sequence(frames, replace(cfg, frame_rate=fps), backfill=not args.no_backfill,
+                                 interpolate=args.interpolate)  # fps as the config's: --fps wins over it
     n = write_mot(args.output, rows)
     nf = max(frames) if frames else 0
     print(f"{nf} frames, {len({r[1] for r in rows})} tracks, {n} rows -> {args.output} "
@@ -80,6 +122,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_fps(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected frames per second, got {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1000 frames/s, got {text}")
+    return value
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("track-detections", help="track MOT detections (det.txt) and write MOT tracks")
     p.add_argument("detections", help="MOTChallenge det.txt")
@@ -91,6 +143,8 @@ def register(subparsers) -> None:
                    help="embedder spec for --frames/--video (none|histogram|default|file.keras|A+B)")
     p.add_argument("-o", "--output", required=True, help="MOT txt to write")
     p.add_argument("--config", help="config.toml with a [tracker] table")
+    p.add_argument("--fps", type=_positive_fps, default=None,
+                   help="the sequence's frame rate (default: tracker.frame_rate, else seqinfo.ini's frameRate, else 25)")
     p.add_argument("--min-score", type=float, default=None, help="drop detections below this score")
     p.add_argument("--no-backfill", action="store_true", help="do not write a track's tentative frames once confirmed")
     p.add_argument("--interpolate", type=_non_negative_int, default=0, metavar="MAX_GAP",
