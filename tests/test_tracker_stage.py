@@ -198,3 +198,34 @@ def test_the_stage_meter_counts_frames_bad_messages_per_reason_and_live_capture_
     count, total = latency[("capture_to_event", "s")]
     assert count == 3 and 0.6 <= total < 3.0
     assert latency[("frame", "")][0] == 3
+
+
+def test_each_stream_is_tracked_at_its_own_frame_rate_and_restored_at_it(tmp_path):
+    """Detections that come before stream.started wait for it; the tracker that takes them
+    counts in the stream's fps (7.5: 1.2 s is 9 frames), and a restored stage's tracker too.
+    A source reporting an RTSP clock rate is tracked at the default 25."""
+    from dataclasses import replace
+
+    (tmp_path / "ck").mkdir()
+    spec = TrackerStageSpec(detections_endpoint=f"ipc://{tmp_path}/det", events=EventsConfig(endpoint=f"ipc://{tmp_path}/ev"),
+                            expected_streams=["s"], checkpoint_dir=str(tmp_path / "ck"), checkpoint_frames=2)
+    stage = TrackerStage(spec)
+    try:
+        for i in range(3):
+            stage._handle(messages.encode(messages.DetectionsMessage("s", i, i, i / 7.5, _detections(i))))
+        assert stage.streams["s"].frames == 0
+        stage._handle(messages.encode(messages.StreamStarted("s", source="x", width=200, height=100, fps=7.5,
+                                                             live=False, frames=10)))
+        state = stage.streams["s"]
+        assert state.frames == 3 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 9
+    finally:
+        stage._factory.close()
+    restored = TrackerStage(replace(spec, restore=True, detections_endpoint=f"ipc://{tmp_path}/det2",
+                                    events=EventsConfig(endpoint=f"ipc://{tmp_path}/ev2")))
+    try:
+        restored._restore()
+        state = restored.streams["s"]
+        assert state.next_seq == 2 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 9
+    finally:
+        restored._factory.close()
+    assert tracker_stage.stream_frame_rate(90000.0, "cam") == 25.0 and tracker_stage.stream_frame_rate(12.5) == 12.5
