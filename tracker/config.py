@@ -66,14 +66,16 @@ class TrackerConfig:
         was last matched. Coasting raises recall and HOTA/IDF1 and costs some MOTA (predicted
         boxes of objects that left).
 
-    Defaults were chosen for the three MOT15 benchmark sequences and two generated scenes
-    (bench/tracker.py prints the ablation): ByteTrack-style score split 0.7 / 0.1,
-    score-fused IoU with a 0.8 ceiling, no gate on IoU rounds, two frames of coasting in the
-    output; equal process and measurement noise on the aspect ratio (DeepSORT's 0.01 / 0.1
-    makes box shapes lag the detections); OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it
-    moves HOTA and IDF1 by at most 0.002 on those five and costs about a third of the update
-    rate, since every track re-found after a missed frame re-runs its filter); with
-    appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
+    Defaults were chosen, as frame counts at 25 fps, for the three MOT15 benchmark sequences
+    and two generated scenes (bench/tracker.py prints the ablation; KITTI-17, a 10 fps
+    sequence, was then tracked as if it were 25 fps): ByteTrack-style score split 0.7 / 0.1,
+    score-fused IoU with a 0.8 ceiling, no gate on IoU rounds, 0.08 s (two frames at 25 fps)
+    of coasting in the output; equal process and measurement noise on the aspect ratio per
+    frame at 25 fps (DeepSORT's 0.01 / 0.1 per frame makes box shapes lag the detections);
+    OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it moves
+    HOTA and IDF1 by at most 0.002 on those five and costs about a third of the update rate,
+    since every track re-found after a missed frame re-runs its filter); with appearance:
+    DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
     """
 
     max_age_s: float = setting(1.2, above=0.0, maximum=3600.0)
