@@ -55,6 +55,23 @@ class TrackerConfig:
         last matched detection, with its Kalman-predicted box (0 = matched frames only, the
         DeepSORT/SORT convention). Events still say when a track was last matched. Coasting
         raises recall and HOTA/IDF1 and costs some MOTA (predicted boxes of objects that left).
+    association: how embeddings are used when ``appearance`` is on and detections carry them.
+        "fused" (BoT-SORT): appearance only refines motion: one round of all tracks vs the
+        high-score detections on the IoU cost, where for a pair with IoU distance below
+        ``appearance_iou_gate`` and cosine distance below ``appearance_threshold`` the cost
+        becomes min(IoU cost, cosine / 2); pairs above ``max_iou_distance`` stay unmatched.
+        "cascade" (DeepSORT): confirmed tracks first on cosine distance alone (within
+        ``max_cosine_distance``, Mahalanobis-gated with ``gating``), then IoU for the rest.
+        ``appearance = false`` is the motion-only tracker.
+    appearance_iou_gate: "fused" only: IoU distance (1 - IoU, unfused) below which a pair's
+        appearance may lower its cost (BoT-SORT's proximity_thresh 0.5).
+    appearance_threshold: "fused" only: cosine distance (0..2) below which a pair's
+        appearance may lower its cost. BoT-SORT's appearance_thresh 0.25 is compared with
+        the halved distance, i.e. 0.5 here.
+    appearance_occlusion_iou: which matches update a track's gallery (both modes): only
+        high-score detections (never the low-score round) whose largest IoU with any other
+        detection of the frame is at most this (1 = no occlusion check). A new track whose
+        first detection fails it starts with an empty gallery.
 
     Defaults were chosen for the three MOT15 benchmark sequences and two generated scenes
     (bench/tracker.py prints the ablation): ByteTrack-style score split 0.7 / 0.1,
@@ -94,6 +111,10 @@ class TrackerConfig:
     direction_weight: float = setting(0.0, minimum=0.0, maximum=1.0)
     direction_delta_t: int = setting(3, minimum=1)
     coast_frames: int = setting(2, minimum=0)  # frames (tracks are deleted at max_age anyway)
+    association: str = setting("fused", choices=("fused", "cascade"))
+    appearance_iou_gate: float = setting(0.5, minimum=0.0, maximum=1.0)
+    appearance_threshold: float = setting(0.25, minimum=0.0, maximum=2.0)
+    appearance_occlusion_iou: float = setting(0.5, minimum=0.0, maximum=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self, "tracker")
