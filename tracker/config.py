@@ -80,7 +80,9 @@ class TrackerConfig:
     makes box shapes lag the detections); OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it
     moves HOTA and IDF1 by at most 0.002 on those five and costs about a third of the update
     rate, since every track re-found after a missed frame re-runs its filter); with
-    appearance: DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
+    appearance: the fused (BoT-SORT) association with BoT-SORT's gates (IoU distance 0.5,
+    cosine 0.25), EMA 0.9 galleries, occlusion IoU 0.5 (chosen on TUD-Campus and generated
+    scenes 1-2; the cascade's cosine ceiling 0.3).
     """
 
     max_age: int = setting(30, minimum=1)

@@ -77,10 +77,11 @@ def _trusted(dets: Detections, cfg: TrackerConfig) -> np.ndarray:
     """bool[N]: high-score detections not overlapping another one by more than
     ``appearance_occlusion_iou`` IoU (their embedding is of one object)."""
     trusted = dets.scores >= cfg.high_score_threshold
-    if cfg.appearance_occlusion_iou < 1.0 and len(dets) > 1:
-        overlap = iou_matrix(dets.boxes, dets.boxes)
-        np.fill_diagonal(overlap, 0.0)
-        trusted &= overlap.max(axis=1) <= cfg.appearance_occlusion_iou
+    high = np.flatnonzero(trusted)
+    if cfg.appearance_occlusion_iou < 1.0 and len(high) and len(dets) > 1:
+        overlap = iou_matrix(dets.boxes[high], dets.boxes)  # [H, N]
+        overlap[np.arange(len(high)), high] = 0.0
+        trusted[high] = overlap.max(axis=1) <= cfg.appearance_occlusion_iou
     return trusted
 
 
