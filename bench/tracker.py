@@ -212,7 +212,10 @@ def ablation(tmp: Path) -> None:
     variants = {
         "default": {},
         "-appearance": {"appearance": False},
-        "-cascade": {"matching_cascade": False},
+        "association=cascade (DeepSORT)": {"association": "cascade"},
+        "cascade -occlusion check": {"association": "cascade", "appearance_occlusion_iou": 1.0},
+        "-occlusion check": {"appearance_occlusion_iou": 1.0},
+        "cascade, one assignment": {"association": "cascade", "matching_cascade": False},
         "-EMA (gallery 100)": {"embedding_ema": None},
         "max_cos=0.2": {"max_cosine_distance": 0.2},
         "-gating": {"gating": False},
@@ -222,7 +225,7 @@ def ablation(tmp: Path) -> None:
         "-backfill": {"backfill": False},
         "coast_s=0 (matched only)": {"coast_s": 0.0},
         # no aspect-noise row here: every ACF box has the same aspect ratio, so it changes nothing
-        "DeepSORT-like": {"matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,
+        "DeepSORT-like": {"association": "cascade", "matching_cascade": True, "embedding_ema": None, "max_cosine_distance": 0.2,
                           "oru": False, "fuse_score": False, "high_score_threshold": 0.0,
                           "low_score_threshold": 0.0, "backfill": False, "coast_s": 0.0,
                           "aspect_process_std": 0.05, "aspect_measurement_std": 0.1},

@@ -3,7 +3,8 @@ the detections still unmatched (int indices) and returns a :data:`Round`: the ma
 int[M,2] (track row, detection index), the tracks and the detections left, in their order.
 
 - :func:`appearance_round`: DeepSORT, confirmed tracks on cosine distance.
-- :func:`iou_round`: tracks on IoU (optionally with OC-SORT's direction bonus).
+- :func:`iou_round`: tracks on IoU (optionally with OC-SORT's direction bonus); with the
+  "fused" association, BoT-SORT's appearance refinement of that IoU cost.
 - :func:`low_score_round`: ByteTrack, the tracks left vs the low-score detections.
 - :func:`recovery_round`: OC-SORT, the tracks left by their last observed box.
 Only same-class pairs are matched.
@@ -39,19 +40,41 @@ def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, t
 
 
 def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
-    """Tracks vs detections on the IoU cost within ``max_iou_distance``. After an appearance
-    round only tentative tracks and those missed for at most ``iou_rescue_max_age`` frames
-    take part, within ``secondary_iou_distance``. With OCM the assignment also rewards
-    detections that continue a track's direction of motion."""
+    """Tracks vs detections on the IoU cost within ``max_iou_distance``. After a cascade
+    appearance round only tentative tracks and those missed for at most
+    ``iou_rescue_max_age`` frames take part, within ``secondary_iou_distance``. With the
+    "fused" association appearance lowers the cost of close look-alike pairs
+    (:func:`fuse_appearance`). With OCM the assignment also rewards detections that continue
+    a track's direction of motion."""
     rows, ceiling = tracks, cfg.max_iou_distance
-    if ctx.use_appearance:
+    fused = ctx.use_appearance and cfg.association == "fused"
+    if ctx.use_appearance and not fused:
         recent = ctx.time_since_update[tracks] - ctx.dt + 1 <= cfg.iou_rescue_max_age
         rows, ceiling = tracks[~ctx.confirmed[tracks] | recent], cfg.secondary_iou_distance
+    if len(rows) == 0 or len(dets) == 0:
+        return NO_MATCHES, tracks, dets
+    cost = ctx.iou_cost[np.ix_(rows, dets)]
+    if fused:
+        cost = fuse_appearance(table, ctx, cfg, rows, dets, cost)
     bonus = None
-    if table.directions is not None and len(rows) and len(dets):
+    if table.directions is not None:
         bonus = table.directions.bonus(rows, ctx.z[dets, :2], ctx.detections.scores[dets], ctx.frame,
                                        cfg.direction_weight)
-    return _round(_assign(ctx.iou_cost, ctx.iou_infeasible, rows, dets, ceiling, bonus), tracks, dets, ctx)
+    return _round(_assign(cost, ctx.iou_infeasible, rows, dets, ceiling, bonus), tracks, dets, ctx)
+
+
+def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, rows: np.ndarray, dets: np.ndarray,
+                    cost: np.ndarray) -> np.ndarray:
+    """BoT-SORT's fused cost float[len(rows), len(dets)]: min(cost, cosine / 2) where the
+    pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``) and
+    its cosine distance below ``appearance_threshold``; ``cost`` (the IoU cost) elsewhere."""
+    iou_distance = 1.0 - ctx.iou[np.ix_(rows, dets)]
+    near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
+    if not near.any():
+        return cost
+    cosine = table.appearance.distance(rows, ctx.detections.embeddings[dets])
+    near &= cosine < cfg.appearance_threshold
+    return np.where(near, np.minimum(cost, 0.5 * cosine), cost)
 
 
 def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
@@ -59,8 +82,10 @@ def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, d
     ``low_round_tentative``) vs low-score detections on plain IoU, within
     ``low_round_max_iou_distance``."""
     rows = tracks if cfg.low_round_tentative else tracks[ctx.confirmed[tracks]]
-    return _round(_assign(1.0 - ctx.iou, ctx.iou_infeasible, rows, dets, cfg.low_round_max_iou_distance),
-                  tracks, dets, ctx)
+    if len(rows) == 0 or len(dets) == 0:
+        return NO_MATCHES, tracks, dets
+    cost = 1.0 - ctx.iou[np.ix_(rows, dets)]
+    return _round(_assign(cost, ctx.iou_infeasible, rows, dets, cfg.low_round_max_iou_distance), tracks, dets, ctx)
 
 
 def recovery_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray,
@@ -78,12 +103,11 @@ def recovery_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tra
 
 def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np.ndarray, max_cost: float,
             bonus: np.ndarray | None = None) -> np.ndarray:
-    """Matches int[M,2] of Hungarian on cost[rows x cols] float[T,N] within max_cost, never
-    on infeasible pairs. With ``bonus`` float[len(rows), len(cols)] the assignment uses
-    cost - bonus but a pair is accepted on its cost alone (as OC-SORT does)."""
-    if len(rows) == 0 or len(cols) == 0:
-        return NO_MATCHES
-    cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, cost[np.ix_(rows, cols)])
+    """Matches int[M,2] of Hungarian on cost float[len(rows), len(cols)] (already taken at
+    rows x cols) within max_cost, never on pairs infeasible bool[T,N] at [rows, cols]. With
+    ``bonus`` float[len(rows), len(cols)] the assignment uses cost - bonus but a pair is
+    accepted on its cost alone (as OC-SORT does)."""
+    cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, cost)
     if bonus is None:
         m, _, _ = min_cost_matching(cost, max_cost)
     else:

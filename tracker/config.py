@@ -65,6 +65,23 @@ class TrackerConfig:
         0 = matched frames only, the DeepSORT/SORT convention). Events still say when a track
         was last matched. Coasting raises recall and HOTA/IDF1 and costs some MOTA (predicted
         boxes of objects that left).
+    association: how embeddings are used when ``appearance`` is on and detections carry them.
+        "fused" (BoT-SORT): appearance only refines motion: one round of all tracks vs the
+        high-score detections on the IoU cost, where for a pair with IoU distance below
+        ``appearance_iou_gate`` and cosine distance below ``appearance_threshold`` the cost
+        becomes min(IoU cost, cosine / 2); pairs above ``max_iou_distance`` stay unmatched.
+        "cascade" (DeepSORT): confirmed tracks first on cosine distance alone (within
+        ``max_cosine_distance``, Mahalanobis-gated with ``gating``), then IoU for the rest.
+        ``appearance = false`` is the motion-only tracker.
+    appearance_iou_gate: "fused" only: IoU distance (1 - IoU, unfused) below which a pair's
+        appearance may lower its cost (BoT-SORT's proximity_thresh 0.5).
+    appearance_threshold: "fused" only: cosine distance (0..2) below which a pair's
+        appearance may lower its cost. BoT-SORT's appearance_thresh 0.25 is compared with
+        the halved distance, i.e. 0.5 here.
+    appearance_occlusion_iou: which matches update a track's gallery (both modes): only
+        high-score detections (never the low-score round) whose largest IoU with any other
+        detection of the frame is at most this (1 = no occlusion check). A new track whose
+        first detection fails it starts with an empty gallery.
 
     Defaults were chosen, as frame counts at 25 fps, for the three MOT15 benchmark sequences
     and two generated scenes (bench/tracker.py prints the ablation; KITTI-17, a 10 fps
@@ -75,7 +92,9 @@ class TrackerConfig:
     OC-SORT's OCM off (it lifts KITTI-17 but costs TUD-Campus more) and ORU off (it moves
     HOTA and IDF1 by at most 0.002 on those five and costs about a third of the update rate,
     since every track re-found after a missed frame re-runs its filter); with appearance:
-    DeepSORT cascade, EMA 0.9 embeddings, cosine ceiling 0.3.
+    the fused (BoT-SORT) association with BoT-SORT's gates (IoU distance 0.5, cosine 0.25),
+    EMA 0.9 galleries, occlusion IoU 0.5 (chosen on TUD-Campus and generated scenes 1-2; the
+    cascade's cosine ceiling 0.3).
     """
 
     max_age_s: float = setting(1.2, above=0.0, maximum=3600.0)
@@ -107,6 +126,10 @@ class TrackerConfig:
     direction_weight: float = setting(0.0, minimum=0.0, maximum=1.0)
     direction_delta_t: int = setting(3, minimum=1)
     coast_s: float = setting(0.08, minimum=0.0, maximum=3600.0)  # tracks are deleted at max_age_s anyway
+    association: str = setting("fused", choices=("fused", "cascade"))
+    appearance_iou_gate: float = setting(0.5, minimum=0.0, maximum=1.0)
+    appearance_threshold: float = setting(0.25, minimum=0.0, maximum=2.0)
+    appearance_occlusion_iou: float = setting(0.5, minimum=0.0, maximum=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self, "tracker")

@@ -24,7 +24,9 @@ class MatchContext:
     iou float64[T,N]: IoU of predicted and detected boxes; iou_cost float64[T,N]: 1 - IoU,
     or 1 - IoU * score with ``fuse_score``; iou_infeasible / appearance_infeasible bool[T,N]:
     pairs the IoU rounds / the appearance round may not match (other class; outside the
-    Mahalanobis gate where that round is gated).
+    Mahalanobis gate where that round is gated); trusted bool[N]: detections whose embedding
+    may update a gallery (appearance in use, score >= ``high_score_threshold``, largest IoU
+    with another detection of the frame <= ``appearance_occlusion_iou``).
     """
 
     frame: int
@@ -41,6 +43,7 @@ class MatchContext:
     iou_cost: np.ndarray
     iou_infeasible: np.ndarray
     appearance_infeasible: np.ndarray
+    trusted: np.ndarray
 
 
 def match_context(table: TrackTable, detections: Detections, frame: int, dt: int, cfg: TrackerConfig) -> MatchContext:
@@ -55,7 +58,8 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
     if cfg.class_aware:
         infeasible |= class_ids[:, None] != dets.class_ids[None, :]
     gated = infeasible
-    if ((cfg.gating and use_appearance) or cfg.iou_gating) and len(table) and len(dets):
+    cascade = use_appearance and cfg.association == "cascade"
+    if ((cfg.gating and cascade) or cfg.iou_gating) and len(table) and len(dets):
         gated = infeasible | _outside_gate(table.kf, z, cfg.gating_position_only)
     iou = iou_matrix(table.predicted_boxes(), dets.boxes)
     iou_cost = 1.0 - (iou * np.clip(scores, 0.0, 1.0)[None, :] if cfg.fuse_score else iou)
@@ -65,7 +69,20 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         use_appearance=use_appearance, confirmed=table.in_state(TrackState.CONFIRMED),
         time_since_update=table.time_since_update(), class_ids=class_ids, iou=iou, iou_cost=iou_cost,
         iou_infeasible=gated if cfg.iou_gating else infeasible,
-        appearance_infeasible=gated if cfg.gating else infeasible)
+        appearance_infeasible=gated if cfg.gating else infeasible,
+        trusted=_trusted(dets, cfg) if use_appearance else np.zeros(len(dets), bool))
+
+
+def _trusted(dets: Detections, cfg: TrackerConfig) -> np.ndarray:
+    """bool[N]: high-score detections not overlapping another one by more than
+    ``appearance_occlusion_iou`` IoU (their embedding is of one object)."""
+    trusted = dets.scores >= cfg.high_score_threshold
+    high = np.flatnonzero(trusted)
+    if cfg.appearance_occlusion_iou < 1.0 and len(high) and len(dets) > 1:
+        overlap = iou_matrix(dets.boxes[high], dets.boxes)  # [H, N]
+        overlap[np.arange(len(high)), high] = 0.0
+        trusted[high] = overlap.max(axis=1) <= cfg.appearance_occlusion_iou
+    return trusted
 
 
 def _outside_gate(kf, z: np.ndarray, position_only: bool) -> np.ndarray:

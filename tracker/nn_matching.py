@@ -119,6 +119,15 @@ class AppearanceBank:
             self.vectors[rows] = v
         self.has[rows] = True
 
+    def clear(self, rows: np.ndarray) -> None:
+        """Empty the rows at int rows[] (distance 2 to everything until a feature is added)."""
+        if len(rows) == 0:
+            return
+        if self.ema is None:
+            for r in rows.tolist():
+                self.galleries[r] = Gallery(self.budget)
+        self.has[rows] = False
+
     def distance(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Cosine distance float32[len(rows), N] of those tracks to features float32[N, D]."""
         if self.ema is None:

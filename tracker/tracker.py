@@ -2,15 +2,19 @@
 
 Association per frame (detections split by score into high / low,
 :mod:`tracker.association`):
-1. appearance mode (embeddings present and enabled): confirmed tracks vs high detections
-   on cosine distance, Mahalanobis-gated, DeepSORT cascade or one global assignment; then
-   IoU for tentative + recently missed tracks vs what is left.
-   motion mode: all tracks vs high detections on IoU distance (gated if enabled).
+1. "cascade" association (embeddings present and enabled): confirmed tracks vs high
+   detections on cosine distance, Mahalanobis-gated, DeepSORT cascade or one global
+   assignment; then IoU for tentative + recently missed tracks vs what is left.
+   otherwise: all tracks vs high detections on IoU distance (gated if enabled); with the
+   "fused" association (BoT-SORT) a close pair of similar appearance costs min(IoU cost,
+   cosine / 2).
    Optionally (OC-SORT's OCM) the cost of that IoU round also rewards detections that
    continue a track's direction of motion.
 2. optional ByteTrack round: unmatched confirmed tracks vs low-score detections on IoU.
 3. optional OC-SORT recovery: unmatched tracks' last observed box vs remaining high ones.
 Unmatched high detections start tentative tracks. Only same-class pairs are matched.
+A track's gallery learns only from trusted matches (high score, not overlapping another
+detection: :attr:`MatchContext.trusted`), never from the low-score round.
 """
 from __future__ import annotations
 
@@ -67,8 +71,10 @@ class Tracker:
         matches, tracks_left, dets_left = self._associate(ctx)
         rows, cols = matches[:, 0], matches[:, 1]
         dets = ctx.detections
-        self.table.correct(rows, ctx.z[cols], dets.scores[cols], dets.embeddings[cols] if ctx.use_appearance else None,
-                           frame_index, dt)
+        self.table.correct(rows, ctx.z[cols], dets.scores[cols], None, frame_index, dt)
+        if ctx.use_appearance:
+            ok = ctx.trusted[cols]
+            self.table.appearance.add(rows[ok], dets.embeddings[cols[ok]])
         self.table.mark_missed(tracks_left)
         self._start_tracks(dets_left, ctx)
         return self._end_of_frame()
@@ -99,7 +105,7 @@ class Tracker:
         track rows, unmatched high-score detections)."""
         cfg, table = self.config, self.table
         tracks, high, found = np.arange(len(table)), ctx.high, []
-        if ctx.use_appearance:
+        if ctx.use_appearance and cfg.association == "cascade":
             m, tracks, high = appearance_round(table, ctx, cfg, tracks, high)
             found.append(m)
         m, tracks, high = iou_round(table, ctx, cfg, tracks, high)
@@ -114,13 +120,16 @@ class Tracker:
 
     def _start_tracks(self, cols: np.ndarray, ctx: MatchContext) -> None:
         """New tentative tracks from the unmatched detections ``cols`` scoring at least the
-        new-track threshold."""
+        new-track threshold; those whose embedding is not trusted start with an empty gallery."""
         cfg, dets = self.config, ctx.detections
         threshold = cfg.high_score_threshold if cfg.new_track_threshold is None else cfg.new_track_threshold
         cols = cols[dets.scores[cols] >= threshold]
         if len(cols):
+            first = len(self.table)
             self.table.add(ctx.z[cols], dets.class_ids[cols], dets.scores[cols],
                            dets.embeddings[cols] if ctx.use_appearance else None, ctx.frame)
+            if ctx.use_appearance:
+                self.table.appearance.clear(first + np.flatnonzero(~ctx.trusted[cols]))
 
     def _end_of_frame(self) -> list[TrackSnapshot]:
         """Snapshots of every track, the deleted ones included, then the deleted ones go."""
