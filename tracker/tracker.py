@@ -11,6 +11,9 @@ Association per frame (detections split by score into high / low,
 2. optional ByteTrack round: unmatched confirmed tracks vs low-score detections on IoU.
 3. optional OC-SORT recovery: unmatched tracks' last observed box vs remaining high ones.
 Unmatched high detections start tentative tracks. Only same-class pairs are matched.
+
+Camera motion (BoT-SORT's GMC): a frame's warp (pixels of the previous frame -> this one)
+moves every track's predicted state, last observed box and motion history before the rounds.
 """
 from __future__ import annotations
 
@@ -22,6 +25,13 @@ from tracker.config import TrackerConfig
 from tracker.match_context import MatchContext, match_context
 from tracker.track import Track, TrackSnapshot, TrackState
 from tracker.track_table import TrackTable
+
+
+_IDENTITY = np.eye(2, 3)
+
+
+def _is_identity(warp: np.ndarray) -> bool:
+    return np.array_equal(np.asarray(warp).reshape(2, 3), _IDENTITY)
 
 
 class Tracker:
@@ -42,12 +52,17 @@ class Tracker:
         """The live tracks' records."""
         return self.table.tracks
 
-    def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
+    def update(self, detections: Detections, frame_index: int, warp: np.ndarray | None = None) -> list[TrackSnapshot]:
         """Advance to ``frame_index`` and associate this frame's detections.
 
+        ``warp`` float[2,3] ``[A | t]``: the camera's motion since the previous update, taking
+        pixels of that frame to this one (:mod:`detector.camera_motion`); every track's state
+        moves by it after the prediction, before association (None: a still camera).
         Returns snapshots of every live track after this frame plus the tracks deleted
         during this call (state ``TrackState.DELETED``)."""
         dt = self._predict_to(frame_index)
+        if warp is not None and not _is_identity(warp):
+            self.table.warp(warp)
         ctx = match_context(self.table, detections, frame_index, dt, self.config)
         matches, tracks_left, dets_left = self._associate(ctx)
         rows, cols = matches[:, 0], matches[:, 1]
