@@ -289,3 +289,24 @@ def test_a_bad_camera_motion_setting_names_its_key():
 
     with pytest.raises(ConfigError, match="camera_motion"):
         from_table(SourceConfig, {"url": "v.mp4", "camera_motion": "ecc"}, "sources[0]")
+
+
+def test_track_detections_estimates_the_camera_motion_from_the_frames(shared_data, tmp_path, capsys):
+    from base.mot import read_mot
+    from vidtrack.cli import main
+
+    seq = shared_data / "mot" / "TUD-Campus"
+    det = require(shared_data / "mot" / "sort-frcnn-det" / "TUD-Campus" / "det.txt")
+    outputs = {}
+    for method in ("sparse_flow", "none"):
+        out = tmp_path / f"{method}.txt"
+        assert main(["track-detections", str(det), "--frames", str(require(seq / "img1")), "--embedder", "none",
+                     "--camera-motion", method, "-o", str(out)]) == 0
+        outputs[method] = read_mot(out)
+    # a still camera: the same tracks, boxes moved by the estimate's fraction of a pixel at most
+    assert outputs["sparse_flow"].shape == outputs["none"].shape
+    np.testing.assert_array_equal(outputs["sparse_flow"][:, :2], outputs["none"][:, :2])
+    moved = np.abs(outputs["sparse_flow"][:, 2:6] - outputs["none"][:, 2:6])
+    assert 0 < moved.max() < 3
+    assert main(["track-detections", str(det), "--camera-motion", "sparse_flow", "-o", str(tmp_path / "x.txt")]) != 0
+    assert "--camera-motion needs the images" in capsys.readouterr().err
