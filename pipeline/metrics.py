@@ -11,8 +11,9 @@ totals at scrape time (no copy kept in prometheus-client). Exposed, all prefixed
   ``skipped_frames_total`` {stream} (given up by the tracker's reorder buffer),
   ``decode_errors_total`` {stream}, ``bad_messages_total`` {stage, reason}
 - ``queue_depth`` {stage, queue, stream}, ``restarts_total`` {process}, ``stage_up`` {process}
-- ``stage_latency_seconds`` {stage, kind} histograms (grabber decode, detector receipt to
-  detections sent, tracker update), ``capture_to_event_seconds`` {stream} (live sources:
+- ``stage_latency_seconds`` {stage, kind} histograms (grabber decode and camera_motion (its
+  warp estimate), detector receipt to detections sent, tracker update),
+  ``capture_to_event_seconds`` {stream} (live sources:
   their frame timestamps are capture times), ``stream_fps`` {stream} (tracked frames per
   second over the last ``FPS_WINDOW_S``)
 """

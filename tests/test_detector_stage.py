@@ -40,6 +40,11 @@ def sockets(tmp_path):
     ctx.term()
 
 
+def _warp_of(stream: str, seq: int) -> np.ndarray:
+    """A distinct camera warp per frame (the identity for seq 0)."""
+    return np.array([[1, 0, 1.5 * seq + (stream == "b")], [0, 1, -0.25 * seq]], np.float32)
+
+
 @pytest.mark.parametrize("prefetch", [True, False], ids=["prefetch", "one-thread"])
 def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, detector, prefetch):
     frames_ep, dets_ep, push, pull = sockets
@@ -60,7 +65,9 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
         push.send_multipart([bad[0], b"short"])  # byte length does not match the shape
         for stream, seq in (("a", 0), ("b", 0), ("a", 1), ("b", 1)):
             image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-            push.send_multipart(messages.encode(messages.FrameMessage(Frame(stream, seq, seq / 25, image), seq)))
+            warp = _warp_of(stream, seq)  # the grabber's camera motion goes on into the detections
+            push.send_multipart(messages.encode(messages.FrameMessage(Frame(stream, seq, seq / 25, image), seq,
+                                                                      warp=warp)))
         received = []
         deadline = time.monotonic() + 60
         while len(received) < 5 and time.monotonic() < deadline:
@@ -79,6 +86,7 @@ def test_batches_frames_from_several_streams_and_drops_bad_messages(sockets, det
     dets = [messages.decode(parts) for parts in received[1:]]
     assert sorted((d.stream_id, d.seq) for d in dets) == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
     for d in dets:
+        np.testing.assert_array_equal(d.warp, _warp_of(d.stream_id, d.seq))
         assert len(d.detections) > 0
         norms = np.linalg.norm(d.detections.embeddings, axis=1)
         np.testing.assert_allclose(norms, 1.0, atol=1e-5)

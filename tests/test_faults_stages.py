@@ -328,7 +328,8 @@ def test_a_file_end_marker_waits_for_a_detector_that_loads_slowly(tmp_path):
 
 @pytest.mark.faults
 def test_a_rewound_file_grabber_sends_the_same_frames_again_with_their_seq(tmp_path):
-    video = write_scene(tmp_path / "scene", SceneConfig(num_frames=12, width=160, height=96, seed=4)) / "video.mp4"
+    video = write_scene(tmp_path / "scene", SceneConfig(num_frames=12, width=160, height=96, seed=4,
+                                                        camera_pan=(3.0, 0.0))) / "video.mp4"
     release, rewind = threading.Event(), RewindRequest()
     spec = GrabberSpec(SourceConfig(url=str(video), id="s"), endpoint=f"ipc://{tmp_path}/f")
     sock = _pull(spec.endpoint)
@@ -349,6 +350,12 @@ def test_a_rewound_file_grabber_sends_the_same_frames_again_with_their_seq(tmp_p
         assert m.frame.index == m.seq
         assert m.frame.timestamp == frames[m.seq].timestamp
         assert np.array_equal(m.frame.image, frames[m.seq].image)
+    # the camera motion starts over at the frame the rewind went back to (its previous frame was not seen)
+    warps = {m.seq: m.warp for m in first if isinstance(m, messages.FrameMessage)}
+    assert np.array_equal(warps[0], np.eye(2, 3)) and np.array_equal(resent[0].warp, np.eye(2, 3))
+    assert not np.array_equal(warps[7], np.eye(2, 3))
+    for m in resent[1:]:
+        np.testing.assert_allclose(m.warp, warps[m.seq], atol=0.5)
 
 
 # ---------------------------------------------------------------- the restart budget

@@ -229,3 +229,23 @@ def test_each_stream_is_tracked_at_its_own_frame_rate_and_restored_at_it(tmp_pat
     finally:
         restored._factory.close()
     assert tracker_stage.stream_frame_rate(90000.0, "cam") == 25.0 and tracker_stage.stream_frame_rate(12.5) == 12.5
+
+
+@pytest.mark.parametrize("compensated", [True, False], ids=["with-warp", "without"])
+def test_the_stage_moves_its_tracks_by_each_messages_camera_warp(tmp_path, compensated):
+    # at frame 5 the camera turns: the object jumps 60 px left in the image; the grabber's warp says so
+    stage = _stage_bare(tmp_path)
+    try:
+        stage._handle(messages.encode(_started(10)))
+        for i in range(10):
+            jump = -60.0 if i >= 5 else 0.0
+            det = _detections(i)
+            det = Detections(det.boxes + np.float32([jump, 0, jump, 0]), det.scores, det.class_ids)
+            warp = np.array([[1, 0, -60.0 if i == 5 and compensated else 0.0], [0, 1, 0]], np.float32)
+            msg = messages.DetectionsMessage("s", i, i, i / 25.0, det, warp)
+            stage._handle([bytes(memoryview(p)) for p in messages.encode(msg)])
+        tracker = stage._stream("s").tracker
+        ids = sorted(t.track_id for t in tracker.tracks if t.time_since_update == 0)
+    finally:
+        stage._factory.close()
+    assert ids == ([1] if compensated else [2])

@@ -34,11 +34,23 @@ timestamps = st.floats(0, messages.MAX_TIMESTAMP)
 
 
 @st.composite
+def warps(draw):
+    """A camera warp float32[2,3] the wire accepts: the identity, or a rotation, scale and
+    translation (scale 0.6..1.6: determinant 0.36..2.56)."""
+    if draw(st.booleans()):
+        return messages.identity_warp()
+    angle, scale = draw(st.floats(-np.pi, np.pi)), draw(st.floats(0.6, 1.6))
+    shift = st.floats(-messages.MAX_COORD, messages.MAX_COORD)
+    c, s = scale * np.cos(angle), scale * np.sin(angle)
+    return np.array([[c, -s, draw(shift)], [s, c, draw(shift)]], np.float32)
+
+
+@st.composite
 def frame_messages(draw, encodings=("raw",)):
     h, w = draw(st.integers(1, 12)), draw(st.integers(1, 12))
     image = np.frombuffer(draw(st.binary(min_size=h * w * 3, max_size=h * w * 3)), np.uint8).reshape(h, w, 3)
     frame = Frame(draw(stream_ids), draw(counts), draw(timestamps), image)
-    return messages.FrameMessage(frame, draw(counts), draw(st.sampled_from(encodings)))
+    return messages.FrameMessage(frame, draw(counts), draw(st.sampled_from(encodings)), warp=draw(warps()))
 
 
 @st.composite
@@ -52,7 +64,8 @@ def detections_messages(draw):
     class_ids = draw(st.lists(st.integers(0, 2**31 - 1), min_size=n, max_size=n))
     embeddings = draw(st.lists(st.floats(-1e3, 1e3, width=32), min_size=n * dim, max_size=n * dim))
     det = Detections(boxes, scores, class_ids, np.array(embeddings, np.float32).reshape(n, dim))
-    return messages.DetectionsMessage(draw(stream_ids), draw(counts), draw(counts), draw(timestamps), det)
+    return messages.DetectionsMessage(draw(stream_ids), draw(counts), draw(counts), draw(timestamps), det,
+                                      draw(warps()))
 
 
 stream_started = st.builds(
@@ -79,11 +92,13 @@ def _assert_same(decoded, message) -> None:
         assert (a.stream_id, a.index, a.timestamp) == (b.stream_id, b.index, b.timestamp)
         assert (decoded.seq, decoded.encoding, decoded.ring_slot) == (message.seq, message.encoding, message.ring_slot)
         np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(decoded.warp, message.warp)
     elif isinstance(message, messages.DetectionsMessage):
         assert (decoded.stream_id, decoded.seq, decoded.index, decoded.timestamp) == \
             (message.stream_id, message.seq, message.index, message.timestamp)
         for name in ("boxes", "scores", "class_ids", "embeddings"):
             np.testing.assert_array_equal(getattr(decoded.detections, name), getattr(message.detections, name))
+        np.testing.assert_array_equal(decoded.warp, message.warp)
     else:
         assert decoded == message
 
@@ -132,6 +147,9 @@ json_values = st.recursive(
 edge_values = st.sampled_from([-1, 0, 2**63, -(2**63), 1.5, float("inf"), float("nan"), "", "x" * 300,
                                "a\nb", "\ud800", [], {}, None, True, False, [1, 2, 3], [0, 0, 3]])
 header_values = st.one_of(json_values, edge_values)
+# near-valid warps: a 2x3 of numbers, some beyond the wire's bounds (determinant, translation, non-finite)
+warp_values = st.lists(st.lists(st.one_of(st.floats(), st.integers(), st.sampled_from([0.0, 1.0, 1e6, 1e7])),
+                                min_size=2, max_size=4), min_size=1, max_size=3)
 
 
 def _decodes_or_protocol_error(parts, rings=None):
@@ -181,13 +199,13 @@ def _retype_field(draw, parts):
     keys = _header_keys(parts)
     if not keys:
         return parts
-    key, value = draw(st.sampled_from(keys)), draw(header_values)
+    key, value = draw(st.sampled_from(keys)), draw(header_values | warp_values)
     return _edit_header(draw, parts, lambda h: h.__setitem__(key, value))
 
 
 def _add_field(draw, parts):
-    key = draw(st.sampled_from(["frame", "ring", "slot", "classes", "width", "extra"]) | st.text(max_size=8))
-    value = draw(header_values)
+    key = draw(st.sampled_from(["frame", "ring", "slot", "classes", "width", "warp", "extra"]) | st.text(max_size=8))
+    value = draw(header_values | warp_values)
     return _edit_header(draw, parts, lambda h: h.__setitem__(key, value))
 
 

@@ -37,6 +37,15 @@ class DirectionHistory:
     def keep(self, mask: np.ndarray) -> None:
         self.frames, self.centres, self.direction = self.frames[mask], self.centres[mask], self.direction[mask]
 
+    def warp(self, warp: np.ndarray) -> None:
+        """The camera moved by ``warp`` float[2,3] ``[A | t]``: centres -> A c + t, directions
+        -> A d made unit again (0 stays 0)."""
+        w = np.asarray(warp, dtype=np.float64).reshape(2, 3)
+        self.centres = self.centres @ w[:, :2].T + w[:, 2]
+        d = self.direction @ w[:, :2].T
+        norm = np.linalg.norm(d, axis=1, keepdims=True)
+        self.direction = np.divide(d, norm, out=np.zeros_like(d), where=norm > 0)
+
     def origins(self, rows: np.ndarray, frame: int) -> np.ndarray:
         """float[len(rows), 2]: each track's origin centre for association at ``frame``."""
         f = self.frames[rows]

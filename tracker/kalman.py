@@ -22,7 +22,11 @@ Two implementations with the same maths:
   per track, the reference that tests and bench/tracker.py hold the batched one to; loaded
   only when ``TrackerConfig(kalman="filterpy")`` asks for it.
 Both expose the same store interface used by the tracker (add / keep / predict / update /
-set_state / mean / cov).
+set_state / warp / mean / cov).
+
+Camera motion: :func:`warp_states` moves states by a 2x3 warp of the image (pixels of the
+previous frame -> this frame, e.g. from :mod:`detector.camera_motion`), BoT-SORT's global
+motion compensation.
 """
 from __future__ import annotations
 
@@ -202,6 +206,35 @@ def gating_distance(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, only_posit
     return ((diff @ Sinv) * diff).sum(axis=2)
 
 
+def warp_matrix(warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The state-space form of a camera warp float[2,3] ``[A | t]`` (pixels of the previous
+    frame -> this frame): (J float64[8,8], offset float64[8]) with state' = J state + offset.
+    Centre -> A c + t, centre velocity -> A v, height and its velocity x s = sqrt(|det A|),
+    aspect and its velocity unchanged."""
+    w = np.asarray(warp, dtype=np.float64).reshape(2, 3)
+    A, s = w[:, :2], np.sqrt(abs(np.linalg.det(w[:, :2])))
+    J = np.eye(8)
+    J[0:2, 0:2] = J[4:6, 4:6] = A
+    J[3, 3] = J[7, 7] = s
+    offset = np.zeros(8)
+    offset[:2] = w[:, 2]
+    return J, offset
+
+
+def warp_states(mean: np.ndarray, cov: np.ndarray, warp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T states (mean [T,8], cov [T,8,8]) moved by the camera warp float[2,3] (see
+    :func:`warp_matrix`): mean' = J mean + offset, cov' = J cov J^T. Returns new arrays."""
+    J, offset = warp_matrix(warp)
+    return mean @ J.T + offset, J @ cov @ J.T
+
+
+def warp_xyah(z: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """Boxes z float[N,4] cx, cy, aspect, h moved by the camera warp float[2,3]: centre ->
+    A c + t, h x sqrt(|det A|), aspect unchanged. float64[N,4]."""
+    J, offset = warp_matrix(warp)
+    return np.asarray(z, dtype=np.float64).reshape(-1, 4) @ J[:4, :4].T + offset[:4]
+
+
 # ---------------------------------------------------------------- stores
 class BatchedKalman:
     """All track states of a stream in arrays: mean float64[T,8], cov float64[T,8,8]."""
@@ -239,6 +272,11 @@ class BatchedKalman:
     def set_state(self, rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
         """Overwrite the states at int rows[M] with mean [M,8], cov [M,8,8]."""
         self.mean[rows], self.cov[rows] = mean, cov
+
+    def warp(self, warp: np.ndarray) -> None:
+        """Move every state by the camera warp float[2,3] (:func:`warp_states`)."""
+        if len(self.mean):
+            self.mean, self.cov = warp_states(self.mean, self.cov, warp)
 
 
 def make_store(kind: str, aspect: AspectNoise = DEFAULT_ASPECT):

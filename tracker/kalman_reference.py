@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracker.kalman import DEFAULT_ASPECT, AspectNoise, initiate, measurement_noise_diag, process_noise_diag, transition_matrix
+from tracker.kalman import (DEFAULT_ASPECT, AspectNoise, initiate, measurement_noise_diag, process_noise_diag,
+                            transition_matrix, warp_matrix)
 
 
 class FilterpyKalman:
@@ -62,3 +63,10 @@ class FilterpyKalman:
         for r, m, c in zip(rows, mean, cov):
             f = self.filters[r]
             f.x, f.P = m.reshape(8, 1).copy(), c.copy()
+
+    def warp(self, warp: np.ndarray) -> None:
+        """Move every filter's state by the camera warp float[2,3]: x = J x + offset, P = J P J'."""
+        J, offset = warp_matrix(warp)
+        for f in self.filters:
+            f.x = J @ f.x + offset[:, None]
+            f.P = J @ f.P @ J.T

@@ -89,6 +89,20 @@ class TrackTable:
         for t in self.tracks:
             t.advance(dt)
 
+    def warp(self, warp: np.ndarray) -> None:
+        """The camera moved by ``warp`` float[2,3] (pixels of the previous frame -> this frame,
+        :func:`tracker.kalman.warp_states`): every Kalman state, ORU's saved states, each
+        track's last observed box and the OCM history move with the image."""
+        if not self.tracks:
+            return
+        self.kf.warp(warp)
+        if self.config.oru:
+            self.saved_mean, self.saved_cov = K.warp_states(self.saved_mean, self.saved_cov, warp)
+        for t, z in zip(self.tracks, K.warp_xyah(np.array([t.last_z for t in self.tracks]), warp)):
+            t.last_z = z
+        if self.directions is not None:
+            self.directions.warp(warp)
+
     def correct(self, rows: np.ndarray, z: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None,
                 frame: int, dt: int) -> None:
         """The tracks at int rows[M] were matched at ``frame`` (dt frames after the last

@@ -15,6 +15,9 @@ Association per frame (detections split by score into high / low,
 Unmatched high detections start tentative tracks. Only same-class pairs are matched.
 A track's gallery learns only from trusted matches (high score, not overlapping another
 detection: :attr:`MatchContext.trusted`), never from the low-score round.
+
+Camera motion (BoT-SORT's GMC): a frame's warp (pixels of the previous frame -> this one)
+moves every track's predicted state, last observed box and motion history before the rounds.
 """
 from __future__ import annotations
 
@@ -30,6 +33,13 @@ from tracker.track_table import TrackTable
 
 DEFAULT_FRAME_RATE = 25.0
 """Frames/s assumed where neither the stream nor the config says (MOT15's usual rate)."""
+
+
+_IDENTITY = np.eye(2, 3)
+
+
+def _is_identity(warp: np.ndarray) -> bool:
+    return np.array_equal(np.asarray(warp).reshape(2, 3), _IDENTITY)
 
 
 class Tracker:
@@ -61,12 +71,17 @@ class Tracker:
         """The live tracks' records."""
         return self.table.tracks
 
-    def update(self, detections: Detections, frame_index: int) -> list[TrackSnapshot]:
+    def update(self, detections: Detections, frame_index: int, warp: np.ndarray | None = None) -> list[TrackSnapshot]:
         """Advance to ``frame_index`` and associate this frame's detections.
 
+        ``warp`` float[2,3] ``[A | t]``: the camera's motion since the previous update, taking
+        pixels of that frame to this one (:mod:`detector.camera_motion`); every track's state
+        moves by it after the prediction, before association (None: a still camera).
         Returns snapshots of every live track after this frame plus the tracks deleted
         during this call (state ``TrackState.DELETED``)."""
         dt = self._predict_to(frame_index)
+        if warp is not None and not _is_identity(warp):
+            self.table.warp(warp)
         ctx = match_context(self.table, detections, frame_index, dt, self.config)
         matches, tracks_left, dets_left = self._associate(ctx)
         rows, cols = matches[:, 0], matches[:, 1]

@@ -9,7 +9,7 @@ sequence numbers are integers in [0, 2**62]; timestamps ``ts`` are finite second
 
 Frame (grabber -> detector, :class:`FrameMessage`), parts ``[header, pixels]``:
     ``{"v", "type": "frame", "stream", "seq", "index", "ts", "shape": [H, W, 3],
-    "dtype": "uint8", "encoding": "raw" | "jpeg" | "shm"}``, sides 1..MAX_SIDE. ``index`` is
+    "dtype": "uint8", "encoding": "raw" | "jpeg" | "shm"[, "warp"]}``, sides 1..MAX_SIDE. ``index`` is
     the capture frame number (gaps = frames dropped at the grabber), ``seq`` the send
     sequence number (gap-free per stream, used to restore order after several detectors).
     pixels: raw BGR bytes (sent zero-copy, exactly H*W*3 of them) or a JPEG (its own header
@@ -19,9 +19,16 @@ Frame (grabber -> detector, :class:`FrameMessage`), parts ``[header, pixels]``:
 
 Detections (detector -> tracker, :class:`DetectionsMessage`), parts
 ``[header, boxes, scores, class_ids, embeddings]``:
-    ``{"v", "type": "detections", "stream", "seq", "index", "ts", "n": N, "dim": D}``;
+    ``{"v", "type": "detections", "stream", "seq", "index", "ts", "n": N, "dim": D[, "warp"]}``;
     arrays are little-endian float32[N, 4] (x1 <= x2, y1 <= y2, |values| <= MAX_COORD),
     float32[N] (scores in [0, 1]), int32[N] (class ids >= 0), float32[N, D], all finite.
+
+Camera motion: the optional ``"warp": [[a11, a12, a13], [a21, a22, a23]]`` of frames and
+detections is the camera's 2x3 affine warp taking pixels of the stream's previous sent frame
+to this one (:mod:`detector.camera_motion`, computed by the grabber, copied by the detector,
+applied by the tracker); absent = the identity (encode leaves an identity out). Its values
+are finite float32, the translation within +-MAX_COORD, the linear part's entries within
++-MAX_WARP_LINEAR and its determinant in [MIN_WARP_DET, MAX_WARP_DET] (no mirror, no collapse).
 
 Control (grabber -> detector -> tracker), one part:
     :class:`StreamStarted` ``{"v", "type": "stream.started", "stream", "source": str,
@@ -44,7 +51,7 @@ import json
 import math
 import re
 import reprlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Union
 
 import cv2
@@ -69,6 +76,8 @@ MAX_CLASSES = 1024
 MAX_CLASS_NAME = 64
 MAX_COORD = 1e6  # pixels, far beyond any frame side
 MAX_RING_NAME = 255
+MAX_WARP_LINEAR = 4.0  # |entries| of a warp's linear part
+MIN_WARP_DET, MAX_WARP_DET = 0.25, 4.0  # its determinant: the area scale of one frame to the next
 # the largest message part a receiver accepts, per socket (ZMQ_MAXMSGSIZE): a peer sending
 # more is disconnected by libzmq as soon as the part's length is read
 MAX_FRAME_PART_BYTES = MAX_SIDE * MAX_SIDE * 3  # raw pixels of the largest frame; JPEGs are smaller
@@ -82,6 +91,14 @@ class ProtocolError(ValueError):
     """A message that does not follow the protocol; the receiver drops it."""
 
 
+def identity_warp() -> np.ndarray:
+    """float32[2,3]: a still camera."""
+    return np.eye(2, 3, dtype=np.float32)
+
+
+_IDENTITY = identity_warp()
+
+
 # ---------------------------------------------------------------- message types
 @dataclass(frozen=True, eq=False)
 class FrameMessage:
@@ -93,6 +110,7 @@ class FrameMessage:
     seq: int
     encoding: str = "raw"
     ring_slot: tuple[str, int] | None = None
+    warp: np.ndarray = field(default_factory=identity_warp)  # float32[2,3] camera motion since the previous sent frame
 
     @property
     def stream_id(self) -> str:
@@ -101,7 +119,8 @@ class FrameMessage:
 
 @dataclass(frozen=True, eq=False)
 class DetectionsMessage:
-    """The detections of frame ``index`` (send number ``seq``) taken at ``timestamp`` s."""
+    """The detections of frame ``index`` (send number ``seq``) taken at ``timestamp`` s;
+    ``warp`` float32[2,3]: the camera's motion from the previous sent frame to this one."""
 
     TYPE: ClassVar[str] = "detections"
     stream_id: str
@@ -109,6 +128,7 @@ class DetectionsMessage:
     index: int
     timestamp: float
     detections: Detections
+    warp: np.ndarray = field(default_factory=identity_warp)
 
 
 @dataclass(frozen=True)
@@ -216,7 +236,8 @@ def _class_names(value) -> tuple[str, ...]:
     return tuple(_text(name, "classes", MAX_CLASS_NAME, 1) for name in value)
 
 
-def _check_keys(header: dict, keys: frozenset) -> None:
+def _check_keys(header: dict, keys: frozenset, optional: frozenset = frozenset()) -> None:
+    keys = keys | (optional & header.keys())
     if header.keys() != keys:
         missing, unknown = sorted(keys - header.keys()), sorted(header.keys() - keys)
         raise ProtocolError(f"{header['type']} header: missing fields {missing}, unknown fields {unknown}"[:300])
@@ -296,7 +317,57 @@ def _check_encoded(message: Message, parts: list) -> None:
         _READERS[header["type"]](header, parts, None)
 
 
+# ---------------------------------------------------------------- camera warps
+def warp_problem(warp) -> str | None:
+    """What makes ``warp`` no camera warp for the wire (see the module doc), or None."""
+    w = np.asarray(warp, dtype=np.float64)
+    if w.shape != (2, 3):
+        return f"warp must be 2x3, got shape {list(w.shape)}"
+    if not np.isfinite(w).all():
+        return "warp has non-finite values"
+    if (np.abs(w[:, 2]) > MAX_COORD).any() or (np.abs(w[:, :2]) > MAX_WARP_LINEAR).any():
+        return f"warp translation beyond +-{MAX_COORD:g} or linear part beyond +-{MAX_WARP_LINEAR:g}"
+    det = w[0, 0] * w[1, 1] - w[0, 1] * w[1, 0]
+    if not MIN_WARP_DET <= det <= MAX_WARP_DET:
+        return f"warp determinant {det:.3g} outside [{MIN_WARP_DET:g}, {MAX_WARP_DET:g}]"
+    return None
+
+
+def _put_warp(header: dict, warp) -> dict:
+    """``header`` with the "warp" field, left out for the identity; ValueError on a bad warp."""
+    w = np.asarray(warp, dtype=np.float32)
+    if w.shape == (2, 3) and np.array_equal(w, _IDENTITY):
+        return header
+    problem = warp_problem(w)
+    if problem is not None:
+        raise ProtocolError(problem)
+    header["warp"] = w.tolist()  # float32 -> float -> JSON -> float -> float32 is exact
+    return header
+
+
+def _warp(header: dict) -> np.ndarray:
+    """The header's warp float32[2,3] (identity where absent), checked."""
+    value = header.get("warp")
+    if value is None and "warp" not in header:
+        return identity_warp()
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(row, list) and len(row) == 3 for row in value)
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in value for v in row)):
+        raise ProtocolError(f"field 'warp' must be [[a11, a12, a13], [a21, a22, a23]], got {_show(value)}")
+    try:
+        wide = np.array(value, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        raise ProtocolError("field 'warp' has values beyond float64") from None
+    problem = warp_problem(wide)
+    warp = wide.astype(np.float32) if problem is None else wide
+    problem = problem or warp_problem(warp)  # as encode checks it: what decodes encodes again
+    if problem is not None:
+        raise ProtocolError(f"field 'warp': {problem}")
+    return warp
+
+
 # ---------------------------------------------------------------- frames
+_WARP_KEY = frozenset({"warp"})  # optional in frames and detections
 _FRAME_KEYS = _COMMON_KEYS | {"seq", "index", "ts", "shape", "dtype", "encoding"}
 _SHM_FRAME_KEYS = _FRAME_KEYS | {"ring", "slot"}
 
@@ -313,6 +384,7 @@ def _write_frame(message: FrameMessage, jpeg_quality: int) -> list:
         "index": int(frame.index), "ts": float(frame.timestamp),
         "shape": list(image.shape), "dtype": "uint8", "encoding": message.encoding,
     }
+    _put_warp(header, message.warp)
     if message.encoding == "shm":
         header.update(ring=message.ring_slot[0], slot=int(message.ring_slot[1]))
         return [_json(header), b""]
@@ -333,11 +405,12 @@ def _frame_shape(value) -> tuple[int, int, int]:
 
 
 def _frame_header(header: dict) -> tuple[tuple[int, int, int], tuple[str, int] | None]:
-    """Check a frame header; returns (shape, ring slot or None)."""
+    """Check a frame header (its warp too); returns (shape, ring slot or None)."""
     encoding = header.get("encoding")
     if not isinstance(encoding, str) or encoding not in ENCODINGS:
         raise ProtocolError(f"unknown encoding {_show(encoding)}")
-    _check_keys(header, _SHM_FRAME_KEYS if encoding == "shm" else _FRAME_KEYS)
+    _check_keys(header, _SHM_FRAME_KEYS if encoding == "shm" else _FRAME_KEYS, _WARP_KEY)
+    _warp(header)
     _int(header, "seq")
     _int(header, "index")
     _float(header, "ts", 0.0, MAX_TIMESTAMP)
@@ -421,7 +494,7 @@ def _read_frame(header: dict, parts, rings) -> FrameMessage:
     shape, ring_slot = _frame_header(header)
     image = _PIXELS[header["encoding"]](_buffer(parts[1]), shape, ring_slot, rings)
     frame = Frame(header["stream"], header["index"], float(header["ts"]), image)
-    return FrameMessage(frame, header["seq"], header["encoding"], ring_slot)
+    return FrameMessage(frame, header["seq"], header["encoding"], ring_slot, _warp(header))
 
 
 # ---------------------------------------------------------------- detections
@@ -436,7 +509,7 @@ def _write_detections(message: DetectionsMessage, jpeg_quality: int) -> list:
         "dim": int(det.embeddings.shape[1]),
     }
     return [
-        _json(header),
+        _json(_put_warp(header, message.warp)),
         np.ascontiguousarray(det.boxes, "<f4"),
         np.ascontiguousarray(det.scores, "<f4"),
         np.ascontiguousarray(det.class_ids, "<i4"),
@@ -445,8 +518,9 @@ def _write_detections(message: DetectionsMessage, jpeg_quality: int) -> list:
 
 
 def _detections_header(header: dict) -> tuple[int, int]:
-    """Check a detections header; returns (N, D)."""
-    _check_keys(header, _DETECTIONS_KEYS)
+    """Check a detections header (its warp too); returns (N, D)."""
+    _check_keys(header, _DETECTIONS_KEYS, _WARP_KEY)
+    _warp(header)
     _int(header, "seq")
     _int(header, "index")
     _float(header, "ts", 0.0, MAX_TIMESTAMP)
@@ -481,7 +555,7 @@ def _read_detections(header: dict, parts, rings) -> DetectionsMessage:
     embeddings = _array(parts[4], "<f4", (n, dim))
     _check_values(boxes, scores, class_ids, embeddings)
     return DetectionsMessage(header["stream"], header["seq"], header["index"], float(header["ts"]),
-                             Detections(boxes, scores, class_ids, embeddings))
+                             Detections(boxes, scores, class_ids, embeddings), _warp(header))
 
 
 # ---------------------------------------------------------------- control

@@ -1,5 +1,6 @@
 """Detector stage: pull frames from every grabber, detect in batches, embed, push detections.
 
+Each frame's camera warp (computed by its grabber) goes on unchanged in its detections.
 Frames from all streams are gathered into one batch (up to ``batch_size``, waiting at most
 ``batch_wait_ms`` after the first frame) so the network runs once per batch. Control messages
 are forwarded to the tracker unchanged. A malformed message is counted and dropped.
@@ -77,10 +78,15 @@ class DetectorStats:
 
 
 class Batch(list):
-    """A gathered batch: (frame, seq) pairs, and when its first message was received
+    """A gathered batch: (frame, seq) pairs, their camera warps (float32[2,3], same order,
+    copied from the frames into their detections), and when its first message was received
     (``time.monotonic()``: the stage's latency of its frames starts there)."""
 
     received_at: float = 0.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.warps: list = []
 
 
 def detector_threads(configured: int, cpu_count: int | None = None) -> int:
@@ -183,6 +189,7 @@ class DetectorStage:
             message = self._decode(parts, stream)
             if isinstance(message, messages.FrameMessage):
                 batch.append((message.frame, message.seq))
+                batch.warps.append(message.warp)
                 self.meter.count("frames_in", message.stream_id)
             elif message is not None:
                 on_control(message, parts)
@@ -253,8 +260,9 @@ class DetectorStage:
             embeddings = self.embedder.embed([frame.image for frame, _ in batch], [d.boxes for d in results])
             for det, emb in zip(results, embeddings):
                 det.embeddings = emb
-        for (frame, seq), det in zip(batch, results):
-            msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, det)
+        warps = getattr(batch, "warps", None) or [messages.identity_warp()] * len(batch)
+        for (frame, seq), det, warp in zip(batch, results, warps):
+            msg = messages.DetectionsMessage(frame.stream_id, seq, frame.index, frame.timestamp, det, warp)
             self._push.send_multipart(messages.encode(msg), copy=False)
             self.stats.detections += len(det)
             self.meter.count("frames_out", frame.stream_id)

@@ -10,6 +10,13 @@ A file is also resumable: a grabber started with ``resume_seq`` begins at that f
 tracker died) makes it seek back and send again from the frame named, whether it is still
 sending or already waiting after its end marker. For files ``seq`` equals the frame index,
 so a frame sent again carries the seq it had, and the tracker drops the copies it has.
+
+Camera motion (``camera_motion = "sparse_flow"``, :mod:`detector.camera_motion`): the grabber
+is the one process that sees every frame of its stream in order, so it estimates the 2x3 warp
+from the previous *sent* frame to each frame it sends (frames a live source drops are
+skipped over) and puts it in the frame message; detectors copy it into the detections, the
+tracker moves its tracks by it. The estimate runs on a downscaled grey copy (a few ms per
+frame, see the module) and starts over (identity) at the first frame and after a rewind.
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from wire.transport import Security, SocketFactory
 from base.errors import SourceError
 from base.settings import setting
 from base.types import Frame
+from detector.camera_motion import DEFAULT_METHOD as DEFAULT_CAMERA_MOTION, METHODS as CAMERA_MOTION_METHODS, make_estimator
 from workers.meter import StageMeter
 from workers.sources import VideoSource
 
@@ -67,6 +75,8 @@ class SourceConfig:
     reconnect_max_delay_seconds: float = setting(2.0, above=0.0)  # live: the longest wait between two reopens
     timeout_seconds: float = setting(5.0, above=0.0)  # network sources: longest wait to open, and for a frame
     decode_threads: int = setting(1, minimum=0)  # FFmpeg decoding threads (0 = OpenCV's default, one per core)
+    # camera motion sent with each frame for the tracker: "sparse_flow" (BoT-SORT's GMC) or "none" (a still camera)
+    camera_motion: str = setting(DEFAULT_CAMERA_MOTION, choices=CAMERA_MOTION_METHODS)
 
 
 def _from_source(name: str) -> property:
@@ -100,6 +110,7 @@ class GrabberSpec:
     reconnect_max_delay_seconds = _from_source("reconnect_max_delay_seconds")
     timeout_seconds = _from_source("timeout_seconds")
     decode_threads = _from_source("decode_threads")
+    camera_motion = _from_source("camera_motion")
 
 
 class RewindRequest:
@@ -155,6 +166,7 @@ class Grabber:
         self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
             if spec.ring_slots > 0 and spec.encoding == "raw" else None
+        self._motion = make_estimator(spec.camera_motion)  # None: no camera motion
 
     # ---- sending
     def _send(self, parts, blocking: bool = True, timeout_s: float | None = None) -> bool:
@@ -177,11 +189,12 @@ class Grabber:
         too_large = size_problem(image.shape[1], image.shape[0])
         if too_large is not None:
             raise SourceError(f"{self.spec.url!r}: {too_large}")
+        warp = self._camera_motion(image)
         if ring_slot is None and self._ring is not None:
             ring_slot = self._ring.put(image, self.stop)
         encoding = "shm" if ring_slot is not None else self.spec.encoding
         parts = messages.encode(messages.FrameMessage(Frame(self.spec.stream_id, index, timestamp, image),
-                                                      self.stats.sent, encoding, ring_slot))
+                                                      self.stats.sent, encoding, ring_slot, warp))
         if self._send(parts, blocking):
             self.stats.sent += 1
             self.meter.count("frames_out", self.spec.stream_id)
@@ -190,6 +203,15 @@ class Grabber:
         if ring_slot is not None:
             self._ring.cancel(*ring_slot)  # no message names the slot: free it
         return False
+
+    def _camera_motion(self, image: np.ndarray) -> np.ndarray:
+        """The camera's warp float32[2,3] from the previous frame sent to ``image`` (timed)."""
+        if self._motion is None:
+            return messages.identity_warp()
+        start = time.perf_counter()
+        warp = self._motion.estimate(image)
+        self.meter.observe("camera_motion", time.perf_counter() - start, self.spec.stream_id)
+        return warp
 
     def _rewind_pending(self) -> bool:
         return self.rewind is not None and self.rewind.pending()
@@ -327,6 +349,8 @@ class Grabber:
         source = self._open()
         source.skip(position)
         self.stats.sent = self.stats.captured = position
+        if self._motion is not None:
+            self._motion.reset()  # the frame before ``position`` was not seen: identity
         return source
 
     def _send_file_frames(self, source: VideoSource) -> str:

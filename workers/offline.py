@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from base.settings import read_toml
 from base.types import Detections
 from tracker import DEFAULT_FRAME_RATE, Tracker, TrackerConfig, TrackState
@@ -30,9 +32,12 @@ def load_tracker_config(path: str | Path | None, overrides: dict | None = None) 
 
 def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frames: int | None = None,
                    backfill: bool = True, interpolate: int = 0,
-                   frame_rate: float = DEFAULT_FRAME_RATE) -> tuple[list[tuple], float]:
+                   frame_rate: float = DEFAULT_FRAME_RATE,
+                   warps: dict[int, np.ndarray] | None = None) -> tuple[list[tuple], float]:
     """Track frames 1..n_frames of ``{frame: Detections}``, a sequence of ``frame_rate``
-    frames/s (the config's ``frame_rate`` wins when set).
+    frames/s (the config's ``frame_rate`` wins when set); ``warps`` ``{frame: float[2,3]}``:
+    the camera's motion from the previous frame to each frame (e.g.
+    :func:`detector.camera_motion.warps_of_frames`; a frame without one: a still camera).
 
     Returns (rows (frame, id, x1, y1, x2, y2, score) of the confirmed tracks reported in each
     frame, tracker update seconds). A track is reported where it was matched and, with its
@@ -52,7 +57,7 @@ def track_sequence(frames: dict[int, Detections], config: TrackerConfig, n_frame
     spent = 0.0
     for f in range(1, n_frames + 1):
         t0 = time.perf_counter()
-        snaps = tracker.update(frames.get(f, empty), f)
+        snaps = tracker.update(frames.get(f, empty), f, warps.get(f) if warps else None)
         spent += time.perf_counter() - t0
         for s in snaps:
             row = (f, s.track_id, *map(float, s.box), s.score)

@@ -15,6 +15,9 @@ forwarded it and is slower) are held, up to ``EARLY_DETECTIONS`` per stream, unt
 a repeated ``stream.started`` (sent again after a rewind) is ignored. Each stream's tracker
 counts in that stream's frame rate (``stream.started``'s fps, :func:`stream_frame_rate`), and
 is made when ``stream.started`` arrives: no frame is tracked before it.
+Each message's camera warp (from its grabber, :mod:`detector.camera_motion`) moves the
+stream's tracks before its detections are associated; the warp of a frame given up is lost
+with it (the tracks miss that frame's camera motion, a small error for one frame).
 
 With a ``checkpoint_dir`` each stream's state is saved every ``checkpoint_frames`` frames,
 at its start and at its end (:mod:`workers.tracker_checkpoint`); a tracker started with
@@ -340,7 +343,7 @@ class TrackerStage:
 
     def _update(self, state: StreamState, msg: messages.DetectionsMessage) -> None:
         """Track one frame of detections: the tracker, the sinks, the events."""
-        snapshots = state.tracker.update(msg.detections, msg.index)
+        snapshots = state.tracker.update(msg.detections, msg.index, msg.warp)
         events = state.events.update(msg.index, msg.timestamp, snapshots)
         state.snapshots = [s for s in snapshots if s.state != TrackState.DELETED]
         state.last_frame, state.last_ts = msg.index, msg.timestamp

@@ -7,6 +7,9 @@ detections) or, with ``--frames DIR`` / ``--video FILE``, from an embedder of
 The frame rate the tracker counts its seconds in: ``--fps``, else the config's
 ``tracker.frame_rate``, else ``frameRate`` of the sequence's ``seqinfo.ini``
 (:func:`find_seqinfo`), else 25 (with a note).
+
+With frames or a video the camera's motion is estimated from them too (``--camera-motion``,
+default ``sparse_flow``: :mod:`detector.camera_motion`) and the tracks move with it.
 """
 from __future__ import annotations
 
@@ -93,6 +96,40 @@ def frame_rate_of(args: argparse.Namespace, configured: float | None) -> tuple[f
     return DEFAULT_FRAME_RATE, "default: no seqinfo.ini found beside the detections (give --fps)"
 
 
+def _video_images(path: str):
+    """The frames of a video file, in order."""
+    import cv2
+
+    cap = cv2.VideoCapture(path)
+    if not cap.isOpened():
+        raise SourceError(f"cannot open video {path}")
+    try:
+        while True:
+            ok, img = cap.read()
+            if not ok:
+                return
+            yield img
+    finally:
+        cap.release()
+
+
+def _camera_warps(args) -> dict | None:
+    """``{frame: float32[2,3]}`` estimated from ``--frames`` / ``--video``, or None."""
+    from detector.camera_motion import DEFAULT_METHOD, image_files, warps_of_frames, warps_of_images
+
+    method = args.camera_motion or DEFAULT_METHOD
+    if method == "none" or not (args.frames or args.video):
+        if args.camera_motion not in (None, "none"):
+            raise SourceError("--camera-motion needs the images: --frames DIR or --video FILE")
+        return None
+    if args.frames:
+        files = image_files(args.frames)
+        if not files:
+            raise SourceError(f"no images in {args.frames}")
+        return warps_of_frames(files)
+    return warps_of_images(_video_images(args.video))
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_tracker_config(args.config)
     fps, origin = frame_rate_of(args, cfg.frame_rate)
@@ -103,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
         frames = read_detections(args.detections, args.min_score)
         if args.frames or args.video:
             frames = _embed_from_images(frames, args)
+    warps = _camera_warps(args)
     rows, spent = track_sequence(frames, replace(cfg, frame_rate=fps), backfill=not args.no_backfill,
-                                 interpolate=args.interpolate)  # fps as the config's: --fps wins over it
+                                 interpolate=args.interpolate, warps=warps)  # fps as the config's: --fps wins
     n = write_mot(args.output, rows)
     nf = max(frames) if frames else 0
     print(f"{nf} frames, {len({r[1] for r in rows})} tracks, {n} rows -> {args.output} "
@@ -141,6 +179,8 @@ def register(subparsers) -> None:
     src.add_argument("--video", help="video file to compute embeddings from")
     p.add_argument("--embedder", default="default",
                    help="embedder spec for --frames/--video (none|histogram|default|file.keras|A+B)")
+    p.add_argument("--camera-motion", choices=("sparse_flow", "none"), default=None,
+                   help="camera-motion compensation from --frames/--video (default with them: sparse_flow)")
     p.add_argument("-o", "--output", required=True, help="MOT txt to write")
     p.add_argument("--config", help="config.toml with a [tracker] table")
     p.add_argument("--fps", type=_positive_fps, default=None,
