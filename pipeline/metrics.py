@@ -9,6 +9,7 @@ totals at scrape time (no copy kept in prometheus-client). Exposed, all prefixed
   detector received / detected, tracker accepted / tracked
 - ``dropped_frames_total`` {stream} (live sources, newest frame wins),
   ``skipped_frames_total`` {stream} (given up by the tracker's reorder buffer),
+  ``gap_resends_total`` {stream} (file frames lost without a stage dying, asked for again),
   ``decode_errors_total`` {stream}, ``bad_messages_total`` {stage, reason}
 - ``queue_depth`` {stage, queue, stream}, ``restarts_total`` {process}, ``stage_up`` {process}
 - ``stage_latency_seconds`` {stage, kind} histograms (grabber decode and camera_motion (its
@@ -35,6 +36,8 @@ STAGE_COUNTS = {  # count -> (metric name, help, labelled by stage)
     "frames_out": ("vidtrack_frames_out", "Frames a stage passed on, per stream", True),
     "dropped": ("vidtrack_dropped_frames", "Live frames overwritten before they could be sent", False),
     "skipped": ("vidtrack_skipped_frames", "Frames the tracker gave up waiting for", False),
+    "gap_resends": ("vidtrack_gap_resends", "Times the tracker asked again for a file frame lost without a stage dying",
+                    False),
     "decode_errors": ("vidtrack_decode_errors", "Frames a source failed to decode", False),
 }
 

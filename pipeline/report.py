@@ -9,6 +9,7 @@ def format_summary(summary: RunSummary) -> str:
     for s in summary.streams.values():
         total = f"/{s.frames_total}" if s.frames_total else ""
         extra = f", dropped {s.dropped}" if s.dropped else ""
+        extra += f", lost frames asked for again {s.resends} times" if s.resends else ""
         error = f", error: {s.error}" if s.error else ""
         lines.append(f"  {s.stream_id}: {s.frames_tracked}{total} frames tracked ({s.reason or 'no end marker'}"
                      f"{extra}{error})")
@@ -40,7 +41,8 @@ def stage_lines(summary: RunSummary) -> list[str]:
                      f"{int(d.get('detections', 0))} detections, {_bad_messages(detector)}")
     if tracker:
         lines.append(f"tracker: {tracker.get('frames_in', 0)} frames received, {tracker.get('frames_out', 0)} tracked, "
-                     f"{tracker.get('skipped', 0)} skipped, {_bad_messages(tracker)}")
+                     f"{tracker.get('skipped', 0)} skipped, {tracker.get('gap_resends', 0)} gaps asked for again, "
+                     f"{_bad_messages(tracker)}")
     return lines
 
 

@@ -116,6 +116,7 @@ class StreamSummary:
     dropped: int = 0
     reason: str = ""
     error: str = ""
+    resends: int = 0  # times the tracker asked for a frame lost without a stage dying
 
 
 @dataclass
@@ -568,6 +569,10 @@ class Service:
         elif event == "restored":  # a restarted tracker goes on from its checkpoint: send from there
             self.acked[stream.stream_id] = int(r.get("next_seq", 0))
             stream.frames_tracked = int(r.get("frames", 0))  # what it tracks again is counted again
+            self._rewind_files([stream.stream_id])
+        elif event == "gap":  # a frame lost without a stage dying: send again from the acknowledged one
+            self.acked[stream.stream_id] = max(self.acked[stream.stream_id], int(r.get("next_seq", 0)))
+            stream.resends += 1
             self._rewind_files([stream.stream_id])
         elif event == "stream.ended":
             stream.reason = r.get("reason", "")

@@ -25,6 +25,7 @@ from vidtrack.commands.demo import free_tcp_port
 from vidtrack.synthetic import SceneConfig, write_scene
 from wire import messages
 from workers.grabber import Grabber, GrabberSpec, RewindRequest, SourceConfig
+from workers import tracker_worker
 from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,6 +288,72 @@ def test_a_file_stream_waits_for_a_missing_frame_and_holds_detections_until_it_s
     assert tracker.join(5)
     assert state.ended and state.frames == 5 and state.skipped == 0
     assert [r["event"] for r in reports].count("stream.started") == 1  # the repeat was ignored
+
+
+def _unix_socket_paths(pid: int) -> list[str]:
+    """Paths of the unix sockets process ``pid`` has open (its bound ipc endpoints)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    rows = [line.split() for line in Path("/proc/net/unix").read_text().splitlines()[1:]]
+    return [row[7] for row in rows if len(row) >= 8 and row[6] in inodes]
+
+
+@pytest.mark.faults
+def test_a_file_frame_lost_without_a_death_is_asked_for_again_and_given_up_only_after_the_asks(tmp_path):
+    reports = []
+    tracker = RunningTracker(_tracker(tmp_path, reports, timeout_s=0.05))
+    started = messages.StreamStarted("s", source="v.mp4", width=200, height=100, fps=25.0, live=False)
+    tracker.send(started, *[_detections_message(i) for i in (0, 1, 2, 4, 5)])
+    deadline = time.monotonic() + 5
+    while not [r for r in reports if r.get("event") == "gap"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gaps = [r for r in reports if r.get("event") == "gap"]
+    assert gaps and gaps[0]["stream"] == "s" and gaps[0]["next_seq"] == 3
+    tracker.send(_detections_message(3))  # what the rewound grabber sends again
+    # frame 6 is lost for good: asked for GAP_RESENDS times, the waits doubling, then given up
+    tracker.send(*[_detections_message(i) for i in (7, 8)], messages.StreamEnded("s", 9, "eof"))
+    assert tracker.join(15), "the tracker waited for ever for a frame nobody sends again"
+    state = tracker.stage.streams["s"]
+    assert state.ended and state.frames == 8 and state.skipped == 1
+    asks = [r for r in reports if r.get("event") == "gap"]
+    assert [r["next_seq"] for r in asks] == [3] * (len(asks) - tracker_worker.GAP_RESENDS) + \
+        [6] * tracker_worker.GAP_RESENDS
+    assert "given up" not in str(asks)
+
+
+@needs_model
+@pytest.mark.faults
+def test_frames_stolen_from_a_frame_socket_are_sent_again_and_none_is_lost(scene, undisturbed, tmp_path):
+    run = Run(_config(tmp_path, [(scene, "s")]))
+    jsonl = tmp_path / "out" / "s.events.jsonl"
+    _wait_for_frame(run, jsonl, 100)
+    (endpoint,) = {path for path in _unix_socket_paths(run.child("vidtrack: grabber s")) if path.endswith("/f0")}
+    thief = zmq.Context.instance().socket(zmq.PULL)
+    thief.rcvhwm = 1
+    thief.connect(f"ipc://{endpoint}")
+    stolen = 0
+    deadline = time.monotonic() + 10
+    while stolen < 3 and time.monotonic() < deadline:
+        if thief.poll(50):
+            thief.recv_multipart()
+            stolen += 1
+    thief.close(0)  # whatever the grabber had queued for it is lost too
+    assert stolen == 3
+    assert run.wait(180) == 0, run.output()
+    output = run.output()
+    assert "missing without a stage dying; asking for it again" in output
+    assert "lost frames asked for again" in output
+    mot, events = undisturbed
+    got = _events(jsonl)
+    _assert_every_frame_once(got)
+    assert (tmp_path / "out" / "s.mot.txt").read_text() == mot
+    assert got == events
 
 
 def _pull(endpoint: str) -> zmq.Socket:

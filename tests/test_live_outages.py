@@ -4,9 +4,8 @@ SIGSTOP while the other two go on.
 
 Servers: GStreamer's RTSP server (``tests/rtsp_server.py``, system Python with the Debian
 bindings), the HTTP MJPEG camera (``tests/mjpeg_server.py`` as a process, looping a generated
-scene) and ffmpeg pushing MPEG-TS over UDP (the same scene, looped). All three are read by
-the same code (OpenCV's FFmpeg reader, the grabber's reconnect loop), so the 60 s outage is
-tried on the RTSP server only; 10 s stops and SIGSTOPs on each. The service runs with
+scene) and ffmpeg pushing MPEG-TS over UDP (the same scene, looped). Each is stopped for 10 s
+and for 60 s, and paused (SIGSTOP) for 10 s. The service runs with
 ``stall_seconds = 2``, ``reconnect_max_delay_seconds = 1`` and ``timeout_seconds = 2`` to keep
 the tests short; the defaults (5, 2, 5) take the same path.
 
@@ -228,5 +227,6 @@ def test_tracks_of_a_stalled_stream_end_and_new_ones_start(live):
     assert ("track.started", None) in kinds[kinds.index(("stream.resumed", None)):]
 
 
-def test_a_sixty_second_rtsp_outage_is_ridden_out(live):
-    _ride_out(live, "rtsp", "stop", 60.0)
+@pytest.mark.parametrize("name", ["rtsp", "mjpeg", "mpegts"])
+def test_a_sixty_second_outage_is_ridden_out(live, name):
+    _ride_out(live, name, "stop", 60.0)

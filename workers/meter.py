@@ -18,7 +18,7 @@ from collections import Counter
 # a tracker update (~1 ms) to a detector batch on a busy CPU (seconds).
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 REPORT_INTERVAL_S = 0.5  # a metrics report per stage at most twice a second
-COUNTS = ("frames_in", "frames_out", "dropped", "skipped", "decode_errors", "bad_messages")
+COUNTS = ("frames_in", "frames_out", "dropped", "skipped", "gap_resends", "decode_errors", "bad_messages")
 
 
 class StageMeter:

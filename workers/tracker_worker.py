@@ -8,8 +8,10 @@ there were) is given up (counted), so a lost message never stalls it. Under the 
 supervisor (``resent_on_loss``) a file stream waits for the missing frame instead: files are
 lossless, and the supervisor has the grabber send again what a dead stage lost (the
 ``next_seq`` in the progress reports is the acknowledgement it rewinds to); copies of frames
-already tracked or buffered are dropped. A tracker started on its own (``vidtrack worker``)
-has no one to send frames again and gives up file frames like live ones.
+already tracked or buffered are dropped. A frame lost while no stage died is asked for again
+("gap" reports, with backoff, see ``GAP_RESENDS``) and only given up after that. A tracker
+started on its own (``vidtrack worker``) has no one to send frames again and gives up file
+frames like live ones.
 Detections that arrive before their stream's ``stream.started`` (another detector process
 forwarded it and is slower) are held, up to ``EARLY_DETECTIONS`` per stream, until it comes;
 a repeated ``stream.started`` (sent again after a rewind) is ignored. Each stream's tracker
@@ -55,6 +57,15 @@ EARLY_DETECTIONS = 1024  # detections held per stream until its stream.started a
 DETECTIONS_HWM = 64
 MAX_FOREIGN_IDS = 1000  # unconfigured stream ids counted one by one (the rest only in bad_messages)
 MAX_STREAM_FPS = 240.0  # a source reporting more (an RTSP 90 kHz clock) is tracked at DEFAULT_FRAME_RATE
+# A file frame missing for reorder_timeout_s while later ones (or the end marker) are here may
+# have been lost without a stage dying (stolen from a socket, dropped as bad): the supervisor is
+# asked to have it sent again ("gap" report), the waits between asks doubling from
+# reorder_timeout_s up to GAP_ASK_MAX_S (a restarting stage's frames come late, not never); after
+# GAP_RESENDS asks (about two minutes) it is given up like a live one (counted skipped, logged),
+# so nothing waits for ever.
+GAP_RESENDS = 6
+GAP_ASK_MAX_S = 60.0
+STALE_CHECK_S = 0.1  # streams waiting on a gap are looked at this often, however busy the socket
 
 
 def stream_frame_rate(fps: float, stream_id: str = "") -> float:
@@ -143,6 +154,8 @@ class StreamState:
     unreported: int = 0  # frames tracked since the last progress report
     unreported_first_at: float = 0.0  # time.monotonic() when the first of them was tracked
     unreported_last_at: float = 0.0
+    gap_asks: int = 0  # "gap" reports sent for the frame next_seq (file streams)
+    gap_asked_at: float = 0.0  # time.monotonic() of the last one
 
 
 class TrackerStage:
@@ -288,6 +301,7 @@ class TrackerStage:
             if msg is not None:
                 self._track(state, msg)
                 state.next_seq += 1
+                state.gap_asks = 0
                 state.buffered_since = time.monotonic() if state.buffer or state.end else None
                 if state.next_seq % self.spec.checkpoint_frames == 0:
                     self._checkpoint(state)
@@ -298,20 +312,42 @@ class TrackerStage:
             self._end_stream(state)
 
     def _skip_missing(self, state: StreamState) -> bool:
-        """Live streams (and every stream without ``resent_on_loss``): after the reorder
-        timeout, give up every missing frame before the first buffered one (a gap may be
-        huge), or before the end marker's seq."""
-        waits = self.spec.resent_on_loss and not state.started.live
-        if waits or state.buffered_since is None \
-                or time.monotonic() - state.buffered_since <= self.spec.reorder_timeout_s:
+        """After the reorder timeout, give up every missing frame before the first buffered
+        one (a gap may be huge), or before the end marker's seq: at once for live streams (and
+        every stream without ``resent_on_loss``); for a file stream only once
+        :meth:`_ask_again` has asked for it ``GAP_RESENDS`` times in vain."""
+        if state.buffered_since is None or time.monotonic() - state.buffered_since <= self.spec.reorder_timeout_s:
             return False
         target = min(state.buffer) if state.buffer else (state.end.seq if state.end is not None else 0)
         if target <= state.next_seq:
             return False
+        if self.spec.resent_on_loss and not state.started.live and not self._ask_again(state):
+            return False
         state.skipped += target - state.next_seq
         self.meter.count("skipped", state.stream_id, target - state.next_seq)
         state.next_seq = target
+        state.gap_asks = 0
         return True
+
+    def _ask_again(self, state: StreamState) -> bool:
+        """A file frame is missing while later ones are here: report a "gap" (the supervisor
+        has the grabber send again from ``next_seq``), the k-th ask reorder_timeout * 2^k s
+        after the one before (at most ``GAP_ASK_MAX_S``). Returns True once ``GAP_RESENDS``
+        asks went unanswered: give the frames up."""
+        now = time.monotonic()
+        wait = min(self.spec.reorder_timeout_s * 2 ** state.gap_asks, GAP_ASK_MAX_S)
+        if state.gap_asks and now - state.gap_asked_at <= wait:
+            return False
+        if state.gap_asks >= GAP_RESENDS:
+            log.error("%s: frames %d.. lost and not sent again after %d asks; skipping them",
+                      state.stream_id, state.next_seq, GAP_RESENDS)
+            return True
+        state.gap_asks += 1
+        state.gap_asked_at = now
+        self.meter.count("gap_resends", state.stream_id)
+        log.warning("%s: frame %d missing without a stage dying; asking for it again", state.stream_id, state.next_seq)
+        self.report(event="gap", stream=state.stream_id, next_seq=state.next_seq)
+        return False
 
     def _fits_stream(self, state: StreamState, msg: messages.DetectionsMessage) -> bool:
         """Whether ``msg`` can follow the stream's frames so far: a later frame index, and
@@ -413,6 +449,14 @@ class TrackerStage:
         expected = self.spec.expected_streams
         return bool(expected) and all(s in self.streams and self.streams[s].ended for s in expected)
 
+    def _check_waiting(self) -> None:
+        """Streams waiting on a missing frame or their end (their timeouts run however busy
+        the other streams keep the socket), and progress reports of stalled or slow ones."""
+        for state in list(self.streams.values()):
+            if state.buffer or (state.end is not None and not state.ended):
+                self._drain(state)
+            self._report_progress_if_due(state, time.monotonic())
+
     def _report_metrics(self, force: bool = False) -> None:
         """The meter to the supervisor when due, with each stream's reorder buffer depth."""
         if not (force or self.meter.due()):
@@ -426,14 +470,13 @@ class TrackerStage:
             self._restore()
         self.report(event="ready")
         try:
+            checked = time.monotonic()
             while self.stop is None or not self.stop.is_set():
                 if self._pull.poll(100):
                     self._handle(self._pull.recv_multipart(copy=False))
-                else:
-                    for state in list(self.streams.values()):
-                        if state.buffer or (state.end is not None and not state.ended):
-                            self._drain(state)
-                        self._report_progress_if_due(state, time.monotonic())  # a stalled or slow stream
+                if time.monotonic() - checked >= STALE_CHECK_S:
+                    self._check_waiting()
+                    checked = time.monotonic()
                 self._report_metrics()
                 if self.spec.exit_when_done and self.done():
                     break
