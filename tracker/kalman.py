@@ -145,6 +145,20 @@ def transition_matrix(dt: float) -> np.ndarray:
     return F
 
 
+_IDX4 = np.arange(4)
+_PAIRED = np.zeros((8, 8), bool)  # the entries of P in the 2x2 blocks (coordinate i, its velocity)
+_PAIRED[_IDX4, _IDX4] = _PAIRED[_IDX4 + 4, _IDX4 + 4] = _PAIRED[_IDX4, _IDX4 + 4] = _PAIRED[_IDX4 + 4, _IDX4] = True
+
+
+def is_paired(cov: np.ndarray) -> bool:
+    """Whether every covariance [T,8,8] couples each coordinate only with its own velocity.
+
+    So it stays from :func:`initiate` through predictions and updates (F, Q, H and R act on
+    each coordinate apart), and the filter then runs as four 2x2 filters, elementwise; a
+    camera warp that rotates (:func:`warp_states`) couples cx and cy and ends it."""
+    return not cov[:, ~_PAIRED].any()
+
+
 def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
     """Predict T states dt seconds ahead (dt scalar or float[T]). Returns new (mean, cov)."""
     T = len(mean)
@@ -152,6 +166,8 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT
     Q = process_noise_diag(mean, dt, aspect)
     new_mean = mean.copy()
     new_mean[:, :4] += dt[:, None] * mean[:, 4:]
+    if is_paired(cov):
+        return new_mean, _predict_paired(cov, dt[:, None], Q)
     # F P F^T with F = [[I, dt I], [0, I]], using the block structure of P = [[A, B], [B', C]].
     A, B, C = cov[:, :4, :4], cov[:, :4, 4:], cov[:, 4:, 4:]
     d = dt[:, None, None]
@@ -166,6 +182,17 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT
     return new_mean, new_cov
 
 
+def _predict_paired(cov: np.ndarray, d: np.ndarray, Q: np.ndarray) -> np.ndarray:
+    """:func:`predict`'s covariance for paired covariances (:func:`is_paired`), per
+    coordinate: [[xx + 2 d xv + d^2 vv, xv + d vv], [., vv]] + Q; d float[T,1] seconds."""
+    xx, xv, vv = cov[:, _IDX4, _IDX4], cov[:, _IDX4, _IDX4 + 4], cov[:, _IDX4 + 4, _IDX4 + 4]
+    new_cov = np.zeros_like(cov)
+    new_cov[:, _IDX4, _IDX4] = xx + d * (2.0 * xv + d * vv) + Q[:, :4]
+    new_cov[:, _IDX4, _IDX4 + 4] = new_cov[:, _IDX4 + 4, _IDX4] = xv + d * vv
+    new_cov[:, _IDX4 + 4, _IDX4 + 4] = vv + Q[:, 4:]
+    return new_cov
+
+
 def project(mean: np.ndarray, cov: np.ndarray, aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
     """Measurement-space mean [T,4] and innovation covariance S = H P H' + R [T,4,4]."""
     S = cov[:, :4, :4].copy()
@@ -177,6 +204,8 @@ def project(mean: np.ndarray, cov: np.ndarray, aspect: AspectNoise = DEFAULT_ASP
 def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray,
            aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
     """Correct T states with measurements z float[T,4] (xyah). Returns new (mean, cov)."""
+    if is_paired(cov):
+        return _update_paired(mean, cov, np.asarray(z, dtype=np.float64), aspect)
     zm, S = project(mean, cov, aspect)
     PHt = cov[:, :, :4]  # P H'  [T,8,4]
     # K = P H' S^-1  ->  K' = S^-1 (H P)   (S symmetric)
@@ -185,6 +214,21 @@ def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray,
     innov = np.asarray(z, dtype=np.float64) - zm
     new_mean = mean + (K @ innov[:, :, None])[:, :, 0]
     new_cov = cov - K @ np.swapaxes(PHt, 1, 2)  # P - K S K' = P - K H P
+    return new_mean, new_cov
+
+
+def _update_paired(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, aspect: AspectNoise) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`update` for paired covariances (:func:`is_paired`): per coordinate the gains
+    are xx / s and xv / s with s = xx + r, the same numbers as the 4x4 solve."""
+    xx, xv, vv = cov[:, _IDX4, _IDX4], cov[:, _IDX4, _IDX4 + 4], cov[:, _IDX4 + 4, _IDX4 + 4]
+    s = xx + measurement_noise_diag(mean, aspect)
+    kx, kv = xx / s, xv / s
+    innov = z - mean[:, :4]
+    new_mean = np.concatenate([mean[:, :4] + kx * innov, mean[:, 4:] + kv * innov], axis=1)
+    new_cov = np.zeros_like(cov)
+    new_cov[:, _IDX4, _IDX4] = xx - kx * xx
+    new_cov[:, _IDX4, _IDX4 + 4] = new_cov[:, _IDX4 + 4, _IDX4] = xv - kx * xv
+    new_cov[:, _IDX4 + 4, _IDX4 + 4] = vv - kv * xv
     return new_mean, new_cov
 
 

@@ -50,7 +50,9 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
     """The context for associating ``detections`` at ``frame`` with the (predicted) tracks of ``table``."""
     dets = detections
     if cfg.low_score_threshold > 0:
-        dets = dets.select(dets.scores >= cfg.low_score_threshold)
+        kept = dets.scores >= cfg.low_score_threshold
+        if not kept.all():
+            dets = dets.select(kept)
     scores, z = dets.scores, K.xyxy_to_xyah(dets.boxes)
     use_appearance = cfg.appearance and dets.embeddings.shape[1] > 0
     class_ids = table.class_ids()

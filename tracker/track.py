@@ -23,7 +23,7 @@ class TrackState(str, Enum):
 _TENTATIVE, _CONFIRMED, _DELETED = TrackState.TENTATIVE, TrackState.CONFIRMED, TrackState.DELETED
 
 
-@dataclass
+@dataclass(slots=True)
 class TrackSnapshot:
     """What a tracker reports about one track after a frame.
 
@@ -50,49 +50,32 @@ class TrackSnapshot:
         return self.state == _CONFIRMED and self.time_since_update <= coast_frames
 
 
+STATES = (_TENTATIVE, _CONFIRMED, _DELETED)
+"""The states by their int8 code in :class:`tracker.track_table.TrackColumns`."""
+TENTATIVE, CONFIRMED, DELETED = 0, 1, 2
+
+
+@dataclass(frozen=True)
 class Track:
-    """Book-keeping of one track; its Kalman state, appearance and motion history are the
-    same row of the :class:`tracker.track_table.TrackTable` that holds it.
+    """One live track's book-keeping as of the last update (a copy of its row of the
+    :class:`tracker.track_table.TrackTable`, where the tracker keeps and updates them all at
+    once).
 
     A new track is tentative; it becomes confirmed after ``n_init`` matched frames. A
     tentative track that misses a frame is deleted; a confirmed one is deleted once
     ``time_since_update >= max_age`` frames (both from :class:`tracker.config.FrameLimits`).
+    last_z: float64[4] cx, cy, aspect, h of its last matched detection, at ``last_frame``.
     """
 
-    __slots__ = (
-        "track_id", "class_id", "score", "state", "hits", "age", "time_since_update",
-        "last_z", "last_frame",
-    )
-
-    def __init__(self, track_id: int, class_id: int, score: float, z: np.ndarray, frame: int,
-                 n_init: int) -> None:
-        self.track_id = track_id
-        self.class_id = class_id
-        self.score = score
-        self.state = _CONFIRMED if n_init <= 1 else _TENTATIVE
-        self.hits = 1
-        self.age = 0
-        self.time_since_update = 0
-        self.last_z = z  # float64[4] xyah of the last matched detection
-        self.last_frame = frame
-
-    def advance(self, dt: int) -> None:
-        """Time passes by dt frames (called once per tracker update, before matching)."""
-        self.age += dt
-        self.time_since_update += dt
-
-    def mark_hit(self, score: float, z: np.ndarray, frame: int, n_init: int) -> None:
-        self.hits += 1
-        self.time_since_update = 0
-        self.score = score
-        self.last_z = z
-        self.last_frame = frame
-        if self.state == _TENTATIVE and self.hits >= n_init:
-            self.state = _CONFIRMED
-
-    def mark_missed(self, max_age: int) -> None:
-        if self.state == _TENTATIVE or self.time_since_update >= max_age:
-            self.state = _DELETED
+    track_id: int
+    class_id: int
+    score: float
+    state: TrackState
+    hits: int
+    age: int
+    time_since_update: int
+    last_z: np.ndarray
+    last_frame: int
 
     @property
     def is_confirmed(self) -> bool:

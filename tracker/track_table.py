@@ -8,11 +8,70 @@ from tracker.config import FrameLimits, TrackerConfig
 from tracker.direction import DirectionHistory
 from tracker.nn_matching import AppearanceBank
 from tracker.oru import re_update
-from tracker.track import Track, TrackSnapshot, TrackState
+from tracker.track import CONFIRMED, DELETED, STATES, TENTATIVE, Track, TrackSnapshot, TrackState
+
+_CODE = {state: code for code, state in enumerate(STATES)}
+
+
+class TrackColumns:
+    """The book-keeping of T tracks as arrays (one row per track, vectorised updates):
+    track_id int64[T], class_id int32[T], score float64[T], state int8[T] (codes of
+    :data:`tracker.track.STATES`), hits / age / time_since_update int64[T] frames,
+    last_z float64[T,4] xyah of the last matched detection, last_frame int64[T]."""
+
+    FIELDS = ("track_id", "class_id", "score", "state", "hits", "age", "time_since_update", "last_z", "last_frame")
+
+    def __init__(self) -> None:
+        self.track_id = np.zeros(0, np.int64)
+        self.class_id = np.zeros(0, np.int32)
+        self.score = np.zeros(0)
+        self.state = np.zeros(0, np.int8)
+        self.hits = np.zeros(0, np.int64)
+        self.age = np.zeros(0, np.int64)
+        self.time_since_update = np.zeros(0, np.int64)
+        self.last_z = np.zeros((0, 4))
+        self.last_frame = np.zeros(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.track_id)
+
+    def append(self, first_id: int, z: np.ndarray, class_ids: np.ndarray, scores: np.ndarray, frame: int,
+               n_init: int) -> None:
+        """M new tracks (ids first_id..) first seen at ``frame``: tentative, or confirmed at
+        once when ``n_init`` <= 1."""
+        m = len(z)
+        new = {"track_id": np.arange(first_id, first_id + m), "class_id": class_ids, "score": scores,
+               "state": np.full(m, CONFIRMED if n_init <= 1 else TENTATIVE), "hits": np.ones(m),
+               "age": np.zeros(m), "time_since_update": np.zeros(m), "last_z": z, "last_frame": np.full(m, frame)}
+        for name in self.FIELDS:
+            old = getattr(self, name)
+            setattr(self, name, np.concatenate([old, np.asarray(new[name], old.dtype).reshape(-1, *old.shape[1:])]))
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name in self.FIELDS:
+            setattr(self, name, getattr(self, name)[mask])
+
+    def hit(self, rows: np.ndarray, scores: np.ndarray, z: np.ndarray, frame: int, n_init: int) -> None:
+        """The tracks at rows were matched at ``frame``; tentative ones with ``n_init`` hits confirm."""
+        self.hits[rows] += 1
+        self.time_since_update[rows] = 0
+        self.score[rows], self.last_z[rows], self.last_frame[rows] = scores, z, frame
+        self.state[rows[(self.state[rows] == TENTATIVE) & (self.hits[rows] >= n_init)]] = CONFIRMED
+
+    def missed(self, rows: np.ndarray, max_age: int) -> None:
+        """The tracks at rows found no detection: tentative ones and those missed for
+        ``max_age`` frames are deleted."""
+        gone = (self.state[rows] == TENTATIVE) | (self.time_since_update[rows] >= max_age)
+        self.state[rows[gone]] = DELETED
+
+    def record(self, row: int) -> Track:
+        return Track(int(self.track_id[row]), int(self.class_id[row]), float(self.score[row]),
+                     STATES[self.state[row]], int(self.hits[row]), int(self.age[row]),
+                     int(self.time_since_update[row]), self.last_z[row].copy(), int(self.last_frame[row]))
 
 
 class TrackTable:
-    """The live tracks of a stream as rows that stay aligned: the :class:`Track` records,
+    """The live tracks of a stream as rows that stay aligned: the :class:`TrackColumns`,
     the Kalman states, the appearance rows, the OCM direction history (when
     ``direction_weight`` > 0) and, for ORU, the Kalman state saved right after each
     track's last update. :meth:`add` and :meth:`keep` are the only ways rows come and go.
@@ -24,7 +83,7 @@ class TrackTable:
         self.config = config
         self.limits = limits
         self.kf = K.make_store(config.kalman, K.AspectNoise(config.aspect_process_std, config.aspect_measurement_std))
-        self.tracks: list[Track] = []
+        self.columns = TrackColumns()
         self.appearance = AppearanceBank(config.gallery_budget, config.embedding_ema)
         self.directions = DirectionHistory(config.direction_delta_t) if config.direction_weight > 0 else None
         self.saved_mean = np.zeros((0, 8))
@@ -32,14 +91,19 @@ class TrackTable:
         self._next_id = 1
 
     def __len__(self) -> int:
-        return len(self.tracks)
+        return len(self.columns)
+
+    @property
+    def tracks(self) -> list[Track]:
+        """Each live track's record (copies: the table keeps the rows)."""
+        return [self.columns.record(r) for r in range(len(self.columns))]
 
     # ------------------------------------------------------------------ rows
     def add(self, z: np.ndarray, class_ids: np.ndarray, scores: np.ndarray, embeddings: np.ndarray | None,
             frame: int) -> None:
         """New tracks, one per detection first seen at ``frame``: z float[M,4] xyah,
         class_ids int[M], scores float[M], embeddings float32[M,D] or None (no appearance)."""
-        first = len(self.tracks)
+        first = len(self.columns)
         self.kf.add(z)
         if self.config.oru:
             self.saved_mean = np.concatenate([self.saved_mean, self.kf.mean[first:]])
@@ -47,9 +111,8 @@ class TrackTable:
         self.appearance.append(len(z), embeddings)
         if self.directions is not None:
             self.directions.append(z[:, :2], frame)
-        for zi, class_id, score in zip(z, class_ids, scores):
-            self.tracks.append(Track(self._next_id, int(class_id), float(score), zi, frame, self.limits.n_init))
-            self._next_id += 1
+        self.columns.append(self._next_id, z, class_ids, scores, frame, self.limits.n_init)
+        self._next_id += len(z)
 
     def keep(self, mask: np.ndarray) -> None:
         """Drop the rows where mask (bool[T]) is False."""
@@ -59,47 +122,46 @@ class TrackTable:
             self.directions.keep(mask)
         if self.config.oru:
             self.saved_mean, self.saved_cov = self.saved_mean[mask], self.saved_cov[mask]
-        self.tracks = [t for t, k in zip(self.tracks, mask) if k]
+        self.columns.keep(mask)
 
     # ------------------------------------------------------------------ columns
     def class_ids(self) -> np.ndarray:
         """int32[T]."""
-        return np.fromiter((t.class_id for t in self.tracks), np.int32, len(self.tracks))
+        return self.columns.class_id
 
     def time_since_update(self) -> np.ndarray:
         """int64[T] frames since each track's last match."""
-        return np.fromiter((t.time_since_update for t in self.tracks), np.int64, len(self.tracks))
+        return self.columns.time_since_update.copy()
 
     def in_state(self, state: TrackState) -> np.ndarray:
         """bool[T]: which tracks are in ``state``."""
-        return np.fromiter((t.state == state for t in self.tracks), bool, len(self.tracks))
+        return self.columns.state == _CODE[state]
 
     def predicted_boxes(self) -> np.ndarray:
         """float64[T,4] pixel x1,y1,x2,y2 of the Kalman states."""
-        return K.xyah_to_xyxy(self.kf.mean[:, :4]) if self.tracks else np.zeros((0, 4))
+        return K.xyah_to_xyxy(self.kf.mean[:, :4]) if len(self.columns) else np.zeros((0, 4))
 
     def last_boxes(self, rows: np.ndarray) -> np.ndarray:
         """float64[len(rows),4] pixel x1,y1,x2,y2 of those tracks' last matched detections."""
-        return K.xyah_to_xyxy(np.array([self.tracks[r].last_z for r in rows]))
+        return K.xyah_to_xyxy(self.columns.last_z[rows])
 
     # ------------------------------------------------------------------ time
     def predict(self, dt: int) -> None:
         """Every track dt frames on (the Kalman filter dt / fps seconds)."""
         self.kf.predict(dt / self.limits.fps)
-        for t in self.tracks:
-            t.advance(dt)
+        self.columns.age += dt
+        self.columns.time_since_update += dt
 
     def warp(self, warp: np.ndarray) -> None:
         """The camera moved by ``warp`` float[2,3] (pixels of the previous frame -> this frame,
         :func:`tracker.kalman.warp_states`): every Kalman state, ORU's saved states, each
         track's last observed box and the OCM history move with the image."""
-        if not self.tracks:
+        if not len(self.columns):
             return
         self.kf.warp(warp)
         if self.config.oru:
             self.saved_mean, self.saved_cov = K.warp_states(self.saved_mean, self.saved_cov, warp)
-        for t, z in zip(self.tracks, K.warp_xyah(np.array([t.last_z for t in self.tracks]), warp)):
-            t.last_z = z
+        self.columns.last_z = K.warp_xyah(self.columns.last_z, warp)
         if self.directions is not None:
             self.directions.warp(warp)
 
@@ -115,13 +177,12 @@ class TrackTable:
             self.appearance.add(rows, embeddings)
         if self.directions is not None:
             self.directions.observe(rows, z[:, :2], frame)
-        for r, zi, score in zip(rows.tolist(), z, scores.tolist()):
-            self.tracks[r].mark_hit(score, zi, frame, self.limits.n_init)
+        self.columns.hit(rows, scores, z, frame, self.limits.n_init)
 
     def mark_missed(self, rows: np.ndarray) -> None:
         """The tracks at int rows[] found no detection this frame."""
-        for r in rows:
-            self.tracks[r].mark_missed(self.limits.max_age)
+        if len(rows):
+            self.columns.missed(rows, self.limits.max_age)
 
     def _update_states(self, rows: np.ndarray, z: np.ndarray, frame: int, dt: int) -> None:
         """Kalman update of the matched rows; with ORU, tracks re-found after a gap are
@@ -129,11 +190,11 @@ class TrackTable:
         if not self.config.oru:
             self.kf.update(rows, z)
             return
-        gaps = frame - np.fromiter((self.tracks[r].last_frame for r in rows), np.int64, len(rows))
+        gaps = frame - self.columns.last_frame[rows]
         late = gaps > dt
         if late.any():
             r = rows[late]
-            z_last = np.array([self.tracks[i].last_z for i in r])
+            z_last = self.columns.last_z[r]
             self.kf.set_state(r, *re_update(self.saved_mean[r], self.saved_cov[r], z_last, z[late], gaps[late],
                                             1.0 / self.limits.fps, self.kf.aspect))
         self.kf.update(rows[~late], z[~late])
@@ -142,12 +203,15 @@ class TrackTable:
     # ------------------------------------------------------------------ output
     def snapshots(self) -> list[TrackSnapshot]:
         """Snapshots of every row (velocities in px/frame: the filter's px/s / fps)."""
-        if not self.tracks:
+        c = self.columns
+        if not len(c):
             return []
         mean = self.kf.mean
         boxes = K.xyah_to_xyxy(mean[:, :4]).astype(np.float32)
         velocities = (mean[:, 4:6] / self.limits.fps).astype(np.float32)
         return [
-            TrackSnapshot(t.track_id, t.class_id, b, t.score, v, t.state, t.time_since_update, t.hits, t.age)
-            for t, b, v in zip(self.tracks, boxes, velocities)
+            TrackSnapshot(i, k, b, s, v, STATES[st], tsu, h, a)
+            for i, k, b, s, v, st, tsu, h, a in zip(c.track_id.tolist(), c.class_id.tolist(), boxes, c.score.tolist(),
+                                                    velocities, c.state.tolist(), c.time_since_update.tolist(),
+                                                    c.hits.tolist(), c.age.tolist())
         ]
