@@ -15,7 +15,7 @@ import numpy as np
 
 from base.geometry import iou_matrix
 from tracker.config import TrackerConfig
-from tracker.linear_assignment import matching_cascade, min_cost_matching
+from tracker.linear_assignment import matched_pairs, matching_cascade, min_cost_matching
 from tracker.match_context import MatchContext
 from tracker.track_table import TrackTable
 
@@ -30,7 +30,7 @@ def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, t
     (most recently seen tracks first) or one global assignment."""
     rows = tracks[ctx.confirmed[tracks]]
     cost = table.appearance.distance(rows, ctx.detections.embeddings[dets])
-    cost = np.where(ctx.appearance_infeasible[np.ix_(rows, dets)], np.inf, cost)
+    cost = np.where(ctx.appearance_infeasible[rows[:, None], dets], np.inf, cost)
     if cfg.matching_cascade:
         levels = ctx.time_since_update[rows] - ctx.dt + 1
         m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, table.limits.max_age)
@@ -53,7 +53,7 @@ def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: 
         rows, ceiling = tracks[~ctx.confirmed[tracks] | recent], cfg.secondary_iou_distance
     if len(rows) == 0 or len(dets) == 0:
         return NO_MATCHES, tracks, dets
-    cost = ctx.iou_cost[np.ix_(rows, dets)]
+    cost = ctx.iou_cost[rows[:, None], dets]
     if fused:
         cost = fuse_appearance(table, ctx, cfg, rows, dets, cost)
     bonus = None
@@ -68,7 +68,7 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     """BoT-SORT's fused cost float[len(rows), len(dets)]: min(cost, cosine / 2) where the
     pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``) and
     its cosine distance below ``appearance_threshold``; ``cost`` (the IoU cost) elsewhere."""
-    iou_distance = 1.0 - ctx.iou[np.ix_(rows, dets)]
+    iou_distance = 1.0 - ctx.iou[rows[:, None], dets]
     near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
     if not near.any():
         return cost
@@ -84,7 +84,7 @@ def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, d
     rows = tracks if cfg.low_round_tentative else tracks[ctx.confirmed[tracks]]
     if len(rows) == 0 or len(dets) == 0:
         return NO_MATCHES, tracks, dets
-    cost = 1.0 - ctx.iou[np.ix_(rows, dets)]
+    cost = 1.0 - ctx.iou[rows[:, None], dets]
     return _round(_assign(cost, ctx.iou_infeasible, rows, dets, cfg.low_round_max_iou_distance), tracks, dets, ctx)
 
 
@@ -107,12 +107,14 @@ def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np
     rows x cols) within max_cost, never on pairs infeasible bool[T,N] at [rows, cols]. With
     ``bonus`` float[len(rows), len(cols)] the assignment uses cost - bonus but a pair is
     accepted on its cost alone (as OC-SORT does)."""
-    cost = np.where(infeasible[np.ix_(rows, cols)], np.inf, cost)
+    blocked = infeasible[rows[:, None], cols]
+    if blocked.any():
+        cost = np.where(blocked, np.inf, cost)
     if bonus is None:
-        m, _, _ = min_cost_matching(cost, max_cost)
+        m = matched_pairs(cost, max_cost)
     else:
         cost = np.where(cost > max_cost, np.inf, cost - bonus)
-        m, _, _ = min_cost_matching(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
+        m = matched_pairs(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
     return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1)
 
 

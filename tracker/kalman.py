@@ -162,7 +162,7 @@ def is_paired(cov: np.ndarray) -> bool:
 def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
     """Predict T states dt seconds ahead (dt scalar or float[T]). Returns new (mean, cov)."""
     T = len(mean)
-    dt = np.broadcast_to(np.asarray(dt, dtype=np.float64), (T,))
+    dt = np.full(T, float(dt)) if np.ndim(dt) == 0 else np.asarray(dt, dtype=np.float64).reshape(T)
     Q = process_noise_diag(mean, dt, aspect)
     new_mean = mean.copy()
     new_mean[:, :4] += dt[:, None] * mean[:, 4:]

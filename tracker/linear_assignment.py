@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-INFEASIBLE = 1e5
 
 
 def min_cost_matching(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -17,14 +16,18 @@ def min_cost_matching(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np
     Returns (matches int[M,2] of (row, col), unmatched rows int[], unmatched cols int[]).
     """
     T, N = cost.shape
-    if T == 0 or N == 0:
-        return np.zeros((0, 2), int), np.arange(T), np.arange(N)
-    c = np.where(np.isfinite(cost), cost, INFEASIBLE)
-    c = np.minimum(c, max_cost + 1e-5)
-    rows, cols = linear_sum_assignment(c)
-    ok = cost[rows, cols] <= max_cost
-    matches = np.stack([rows[ok], cols[ok]], axis=1)
+    matches = matched_pairs(cost, max_cost)
     return matches, _complement(T, matches[:, 0]), _complement(N, matches[:, 1])
+
+
+def matched_pairs(cost: np.ndarray, max_cost: float) -> np.ndarray:
+    """The matches int[M,2] (row, col) of :func:`min_cost_matching` alone."""
+    if cost.shape[0] == 0 or cost.shape[1] == 0:
+        return np.zeros((0, 2), int)
+    # fmin caps inf and nan alike: a capped pair costs more than any feasible one
+    rows, cols = linear_sum_assignment(np.fmin(cost, max_cost + 1e-5))
+    ok = cost[rows, cols] <= max_cost
+    return np.stack([rows[ok], cols[ok]], axis=1)
 
 
 def _complement(n: int, used: np.ndarray) -> np.ndarray:
@@ -50,13 +53,13 @@ def matching_cascade(
         rows = np.flatnonzero(time_since_update == level)
         if len(rows) == 0:
             continue
-        m, _, um = min_cost_matching(cost[np.ix_(rows, left)], max_cost)
+        m, _, um = min_cost_matching(cost[rows[:, None], left], max_cost)
         found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
         left = left[um]
     # tracks older than `levels` are matched last, together
     rows = np.flatnonzero(time_since_update > levels)
     if len(rows) and len(left):
-        m, _, um = min_cost_matching(cost[np.ix_(rows, left)], max_cost)
+        m, _, um = min_cost_matching(cost[rows[:, None], left], max_cost)
         found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
         left = left[um]
     matches = np.concatenate(found) if found else np.zeros((0, 2), int)
