@@ -20,7 +20,7 @@ RUN_OPTIONS = ("frames", "backfill", "interpolate")  # keys of a candidate that 
 # Extend by adding a knob and its values here; COMBOS holds hand-made joint changes.
 KNOBS: dict[str, tuple] = {
     "high_score_threshold": (0.3, 0.5, 0.6),
-    "low_score_threshold": (0.05, 0.2),
+    "low_score_threshold": (0.3, 0.5),  # OpenCV's yolo layer drops scores < 0.2, FRCNN's start at 0.5
     "max_iou_distance": (0.7, 0.9),
     "max_age": (15, 60),
     "n_init": (2, 4),
@@ -30,8 +30,8 @@ KNOBS: dict[str, tuple] = {
 }
 COMBOS: dict[str, dict] = {
     "hi=0.5 max_age=60": {"high_score_threshold": 0.5, "max_age": 60},
-    "hi=0.5 n_init=2": {"high_score_threshold": 0.5, "n_init": 2},
-    "hi=0.5 coast=5": {"high_score_threshold": 0.5, "coast_frames": 5},
+    "hi=0.6 max_iou=0.9": {"high_score_threshold": 0.6, "max_iou_distance": 0.9},
+    "max_iou=0.9 n_init=2": {"max_iou_distance": 0.9, "n_init": 2},
 }
 
 
