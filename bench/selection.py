@@ -22,7 +22,7 @@ KNOBS: dict[str, tuple] = {
     "high_score_threshold": (0.3, 0.5, 0.6),
     "low_score_threshold": (0.3, 0.5),  # OpenCV's yolo layer drops scores < 0.2, FRCNN's start at 0.5
     "max_iou_distance": (0.7, 0.9),
-    "max_age": (15, 60),
+    "max_age": (15, 60, 90),
     "n_init": (2, 4),
     "coast_frames": (0, 5),
     "direction_weight": (0.2,),
@@ -32,6 +32,8 @@ COMBOS: dict[str, dict] = {
     "hi=0.5 max_age=60": {"high_score_threshold": 0.5, "max_age": 60},
     "hi=0.6 max_iou=0.9": {"high_score_threshold": 0.6, "max_iou_distance": 0.9},
     "max_iou=0.9 n_init=2": {"max_iou_distance": 0.9, "n_init": 2},
+    "max_age=60 max_iou=0.9": {"max_age": 60, "max_iou_distance": 0.9},
+    "max_age=60 low=0.3": {"max_age": 60, "low_score_threshold": 0.3},
 }
 
 
@@ -89,6 +91,8 @@ class Selection:
     default: str
     held_out_mean: float
     default_mean: float
+    better: int = 0  # folds where the held-out choice scores above / below the default on the left-out sequence
+    worse: int = 0
 
     @property
     def won(self) -> bool:
@@ -104,7 +108,9 @@ def leave_one_out(scores: dict[str, dict[str, tuple]], default: str = "default")
     held = {s: best_on(scores, [o for o in seqs if o != s]) for s in seqs}
     held_mean = sum(objective(scores[held[s]][s]) for s in seqs) / len(seqs)
     default_mean = sum(objective(scores[default][s]) for s in seqs) / len(seqs)
-    return Selection(held, best_on(scores, seqs), default, held_mean, default_mean)
+    diff = [objective(scores[held[s]][s]) - objective(scores[default][s]) for s in seqs]
+    return Selection(held, best_on(scores, seqs), default, held_mean, default_mean,
+                     sum(d > 1e-9 for d in diff), sum(d < -1e-9 for d in diff))
 
 
 def print_selection(title: str, scores: dict[str, dict[str, tuple]], sel: Selection,
@@ -133,5 +139,6 @@ def print_selection(title: str, scores: dict[str, dict[str, tuple]], sel: Select
         print(f"{s:<22}{sel.held_out[s]:<{w}}{c[0]:>12.3f}/{c[1]:.3f}{d[0]:>10.3f}/{d[1]:.3f}{peer:>30}")
     verdict = "wins" if sel.won else "does NOT win"
     print(f"full-pool choice (= what the default should be): {sel.full}; leave-one-out held-out mean "
-          f"{sel.held_out_mean:.4f} vs default {sel.default_mean:.4f}: the selection {verdict} held out"
+          f"{sel.held_out_mean:.4f} vs default {sel.default_mean:.4f} (above the default on {sel.better}, below on "
+          f"{sel.worse} of {len(seqs)} left-out sequences): the selection {verdict} held out"
           + ("" if sel.full != sel.default else " (the default is the full-pool choice)"))

@@ -24,6 +24,7 @@ def test_chooses_on_the_other_sequences_only():
     assert sel.held_out_mean == pytest.approx(sum(held) / 4)
     assert sel.default_mean == pytest.approx(0.5)
     assert not sel.won  # the full-pool choice rests on one sequence: it loses held out
+    assert (sel.better, sel.worse) == (0, 4)
 
 
 def test_a_consistent_winner_wins_held_out():
@@ -31,6 +32,7 @@ def test_a_consistent_winner_wins_held_out():
               "better": {s: (h + 0.01, i + 0.02) for s, (h, i) in SCORES["default"].items()}}
     sel = leave_one_out(scores)
     assert sel.full == "better" and set(sel.held_out.values()) == {"better"} and sel.won
+    assert (sel.better, sel.worse) == (4, 0)
 
 
 def test_objective_mixes_hota_and_idf1_and_ties_go_to_the_first():
