@@ -10,10 +10,14 @@ Pool (:func:`build_pool`):
   real      TUD-Campus, TUD-Stadtmitte, KITTI-17 (../shared/data/mot), each with the FRCNN
             detections (mot/sort-frcnn-det) and with Yolo-Fastest 1.1 body detections at
             score >= 0.1 computed on img1 by OpenCV 4 DNN (bench/opencv4_env.py; the frame
-            resized to 320x320, as cv2.dnn.blobFromImage does, NMS 0.45);
+            resized to 320x320, as cv2.dnn.blobFromImage does, NMS 0.45; OpenCV's yolo layer
+            itself zeroes scores below 0.2, its default ``thresh`` for a cfg without one, so
+            the lowest score kept is ~0.2);
   default   generated scenes (vidtrack.synthetic, 640x360, 25 fps, 250 frames), seeds 11-13;
   hard      ``SceneConfig.hard(seed)`` (panning, shaking camera, crowd of small look-alikes,
             occluders), seeds 21-22 at 30 fps and 23 at 7.5 fps.
+The shipped embedder was trained on gt crops of KITTI-17, TUD-Stadtmitte and generated scenes
+(base/models/embedder.md), so the "frames" scores on those two real sequences are optimistic.
 Generated scenes get noisy detections from gt: every box seen at >= 20 % visibility kept
 with p = 0.9, jittered by 3 % of its size, score 0.35 + 0.6 * visibility (+-0.05), plus ~0.5
 false positives per frame at 0.1..0.5 (bench/tracker.py make_synthetic's recipe). Seeds 1-10
