@@ -1,21 +1,29 @@
-"""Tracker benchmark: vidtrack vs peer trackers on the same MOT15 detections, ablations of
-vidtrack's switches, and update speed (batched vs filterpy Kalman).
+"""Tracker benchmark: vidtrack vs peer trackers on the same detections of a pool of real
+and generated sequences, leave-one-sequence-out choice of vidtrack's defaults, update speed.
 
     .venv/bin/python bench/tracker.py [--skip-peers] [--skip-speed] [--skip-ablation]
+        [--only-selection] [--pool SUBSTR ...] [--jobs N] [--legacy [--skip-synthetic]]
 
-Peers (Roboflow trackers 2.6.1: SORT, ByteTrack, OC-SORT, BoT-SORT; deep-sort-realtime;
-norfair) run in their own venv, created once under bench/.venv-peers, through
-bench/peer_runner.py. Inputs (../shared/data/mot):
-  A. motion: sort-frcnn-det/<SEQ>/det.txt (Faster R-CNN, scores 0.5..1) for every tracker;
-  B. appearance: deepsort-features/<SEQ>.npy (the public ACF dets + 128-d DeepSORT
-     features), fed identically to vidtrack and deep-sort-realtime.
-  C. generated scenes (vidtrack.synthetic) turned into noisy detections; and eight more
-     (seeds 3-10), on which no default was chosen, for the switches that changed a default;
-  D / C'. tables A and C again after the offline gap interpolation of
-     `vidtrack track-detections --interpolate`: a peer's output rows interpolated, vidtrack's
-     command output (gaps between its matched rows filled; coasting only outside them).
-Scores: TrackEval HOTA / MOTA / IDF1 / IDSW via vidtrack.evaluation. Speed: tracker
-update calls per second (only the update call is timed).
+Pool (bench/sequences.py, cached once under bench/.cache/pool/): TUD-Campus, TUD-Stadtmitte,
+KITTI-17 with FRCNN detections and with Yolo-Fastest 1.1 body detections (OpenCV 4 DNN, score
+>= 0.1); generated default scenes (seeds 11-13) and ``SceneConfig.hard`` scenes (seeds 21, 22 at
+30 fps, 23 at 7.5 fps) with noisy detections from gt; every sequence with its frames and the
+shipped embedder's vectors of every box (det.npy).
+
+vidtrack runs as ``vidtrack track-detections`` does (backfill on, no interpolation): "motion"
+on det.txt, "frames" on det.npy (what ``--frames img1`` computes). Every candidate of
+bench/selection.py's grid runs in both modes; the leave-one-out selection prints the in-sample
+and the held-out tables per mode. Peers (Roboflow trackers 2.6.1: SORT, ByteTrack, OC-SORT,
+BoT-SORT with its camera-motion compensation on the frames; deep-sort-realtime on the same
+det.npy embeddings; norfair), each with its defaults and the sequence's frame rate, id -1
+rows dropped, run in their own venv (bench/.venv-peers, created once) through
+bench/peer_runner.py, in the background while vidtrack runs. The per-sequence table has HOTA /
+IDF1 / MOTA / IDSW / AssA of the vidtrack defaults, the held-out choices, and the peers.
+
+``--legacy`` adds the older tables on the MOT15 inputs: A (FRCNN dets), B (public ACF dets +
+DeepSORT features), D (A after offline gap interpolation), the ablation, C / C' (generated
+scenes seeds 1-2) and the held-out seeds 3-10. Scores: TrackEval via vidtrack.evaluation.
+Speed: tracker update calls per second (only the update call is timed).
 """
 from __future__ import annotations
 
@@ -40,6 +48,8 @@ from workers.offline import track_sequence  # noqa: E402
 from vidtrack.evaluation import evaluate_mot  # noqa: E402
 from tracker.interpolation import interpolate_gaps  # noqa: E402
 from base.mot import read_detections, read_feature_detections, read_mot, read_seqinfo, write_mot  # noqa: E402
+from bench.selection import coordinate_grid, leave_one_out, objective, print_selection, split_options  # noqa: E402
+from bench.sequences import build_pool  # noqa: E402
 
 DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mot"
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17"]
@@ -393,21 +403,178 @@ def held_out_synthetic(tmp: Path) -> None:
         print(f"{name:<32}{cells}")
 
 
+# ----------------------------------------------------------------------------- the pool bench
+POOL_PEERS = MOTION_PEERS + ["deepsort"]  # deepsort: deep-sort-realtime on det.npy (the same embeddings as ours)
+METRICS = ("HOTA", "IDF1", "MOTA", "IDSW", "AssA")
+MODES = {"motion": {}, "frames": {"frames": True}}  # vidtrack track-detections without / with --frames
+
+
+def run_candidate(job: tuple) -> tuple[str, str, str, dict]:
+    """(mode, candidate name, sequence name, metrics) of one vidtrack run on a pool sequence,
+    as ``vidtrack track-detections`` runs it at the sequence's frame rate (``frames``: the .npy
+    with the frames' embeddings and the camera motion estimated from the frames, as
+    ``--frames`` does)."""
+    mode, name, cand, seq, out = job
+    over, run = split_options(cand)
+    with_frames = run.get("frames", False)
+    frames = read_feature_detections(seq.npy) if with_frames else read_detections(seq.det)
+    warps = seq.warps() if with_frames and run.get("camera_motion", "sparse_flow") != "none" else None
+    rows, spent = track_sequence(frames, TrackerConfig(**over), seq.n_frames, backfill=run.get("backfill", True),
+                                 interpolate=run.get("interpolate", 0), frame_rate=seq.fps, warps=warps)
+    write_mot(out, rows)
+    m = evaluate_mot(seq.gt, out)
+    return mode, name, seq.name, {k: m[k] for k in METRICS} | {"ups": seq.n_frames / max(spent, 1e-9)}
+
+
+def start_peers(pool: list, tmp: Path) -> tuple[subprocess.Popen, list[dict]]:
+    """Every peer on every pool sequence, in the background (bench/.venv-peers): BoT-SORT with
+    CMC on the frames, DeepSORT on the .npy embeddings, each given the sequence's frame rate."""
+    ensure_peer_venv()
+    jobs = []
+    for seq in pool:
+        for p in POOL_PEERS:
+            job = {"tracker": p, "det": str(seq.npy if p == "deepsort" else seq.det), "frames": seq.n_frames,
+                   "fps": seq.fps, "out": str(tmp / f"peer-{p}-{seq.folder.name}.txt"), "seq": seq.name}
+            if p == "botsort":
+                job["images"] = str(seq.img_dir)
+            jobs.append(job)
+    path = tmp / "peer-jobs.json"
+    path.write_text(json.dumps(jobs))
+    proc = subprocess.Popen([str(PEER_PY), str(ROOT / "bench" / "peer_runner.py"), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, jobs
+
+
+def collect_peers(proc: subprocess.Popen, jobs: list[dict], pool: list) -> dict[str, dict[str, dict]]:
+    """{peer: {sequence: metrics}} once the background peer run is done."""
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"peer_runner failed: {err[-2000:]}")
+    secs = {r["out"]: r["seconds"] for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
+    gts = {s.name: s for s in pool}
+    res: dict[str, dict[str, dict]] = {}
+    for job in jobs:
+        seq = gts[job["seq"]]
+        m = evaluate_mot(seq.gt, job["out"])
+        name = "botsort (CMC)" if job["tracker"] == "botsort" else job["tracker"]
+        res.setdefault(name, {})[seq.name] = {k: m[k] for k in METRICS} | {"ups": seq.n_frames / max(secs[job["out"]], 1e-9)}
+    return res
+
+
+def run_grid(pool: list, grid: dict[str, dict], tmp: Path, workers: int) -> dict[str, dict[str, dict[str, dict]]]:
+    """{mode: {candidate: {sequence: metrics}}} for every candidate of the grid in both modes."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing as mp
+
+    jobs = [(mode, name, {**cand, **extra}, seq, tmp / f"vt-{mode}-{i}-{seq.folder.name}.txt")
+            for mode, extra in MODES.items() for i, (name, cand) in enumerate(grid.items()) for seq in pool]
+    res: dict = {mode: {name: {} for name in grid} for mode in MODES}
+    if workers <= 1:
+        results = map(run_candidate, jobs)
+    else:
+        ex = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
+        results = ex.map(run_candidate, jobs, chunksize=4)
+    for mode, name, seq, m in results:
+        res[mode][name][seq] = m
+    if workers > 1:
+        ex.shutdown()
+    return res
+
+
+def hota_idf1(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, tuple]]:
+    return {name: {s: (m["HOTA"], m["IDF1"]) for s, m in per.items()} for name, per in table.items()}
+
+
+def best_peer(peers: dict[str, dict[str, dict]], seq: str) -> tuple[str, tuple]:
+    name = max(peers, key=lambda p: objective((peers[p][seq]["HOTA"], peers[p][seq]["IDF1"])))
+    return name, (peers[name][seq]["HOTA"], peers[name][seq]["IDF1"])
+
+
+def print_sequence_tables(pool: list, rows: dict[str, dict[str, dict]]) -> None:
+    """Per sequence: HOTA / IDF1 / MOTA / IDSW / AssA / updates per second of every row; the
+    best HOTA and the best IDF1 of each sequence are marked *."""
+    print("\n## per sequence, same detections for every tracker (HOTA IDF1 MOTA IDSW AssA, tracker updates/s); * = best")
+    for seq in pool:
+        print(f"\n{seq.name} ({seq.kind}, {seq.n_frames} frames @ {seq.fps:g} fps)")
+        have = {n: per[seq.name] for n, per in rows.items() if seq.name in per}
+        top = {k: max(m[k] for m in have.values()) for k in ("HOTA", "IDF1")}
+        for name, m in have.items():
+            star = {k: "*" if m[k] >= top[k] - 1e-9 else " " for k in top}
+            print(f"  {name:<50}{m['HOTA']:>7.3f}{star['HOTA']}{m['IDF1']:>7.3f}{star['IDF1']}{m['MOTA']:>7.3f}"
+                  f"{m['IDSW']:>6d}{m['AssA']:>7.3f}{m['ups']:>8.0f}")
+
+
+def print_wins(pool: list, rows: dict[str, dict[str, dict]], peers: dict[str, dict[str, dict]]) -> None:
+    """On how many sequences each vidtrack row has the best HOTA and the best IDF1 of all peers."""
+    print("\n## target: best HOTA and IDF1 on every sequence (vidtrack row vs every peer)")
+    for name, per in rows.items():
+        if name in peers:
+            continue
+        wins = {k: [s.name for s in pool if per[s.name][k] >= max(p[s.name][k] for p in peers.values()) - 1e-9]
+                for k in ("HOTA", "IDF1")}
+        lost = [s.name for s in pool if s.name not in wins["HOTA"] or s.name not in wins["IDF1"]]
+        print(f"  {name:<50} HOTA best on {len(wins['HOTA'])}/{len(pool)}, IDF1 best on {len(wins['IDF1'])}/{len(pool)}"
+              + (f"; not both on: {', '.join(lost)}" if lost else ""))
+
+
+def pool_bench(args, tmp: Path) -> None:
+    """The pool bench: build the pool, run the peers (background) and the candidate grid in
+    both modes, print the selection (in-sample and held out) and the per-sequence table."""
+    pool = build_pool(only=args.pool)
+    for seq in pool:  # the camera motion of each sequence's frames, estimated once (cached)
+        seq.warps()
+    proc, jobs = (None, []) if args.skip_peers else start_peers(pool, tmp)
+    grid = {"default": {}} if args.skip_ablation else coordinate_grid()
+    t0 = time.perf_counter()
+    res = run_grid(pool, grid, tmp, args.jobs)
+    print(f"\n[{len(grid)} candidates x {len(MODES)} modes x {len(pool)} sequences in {time.perf_counter() - t0:.0f} s]")
+    peers = collect_peers(proc, jobs, pool) if proc else {}
+    rows = {f"vidtrack default ({mode})": res[mode]["default"] for mode in MODES}
+    for mode in MODES:
+        scores = hota_idf1(res[mode])
+        if len(grid) < 2 or len(pool) < 2:
+            continue
+        sel = leave_one_out(scores)
+        print_selection(f"vidtrack, {mode}", scores, sel, {s.name: best_peer(peers, s.name) for s in pool} if peers else None)
+        rows[f"vidtrack held-out ({mode})"] = {s: res[mode][c][s] for s, c in sel.held_out.items()}
+        if sel.full != "default":
+            rows[f"vidtrack {sel.full} ({mode}, in-sample)"] = res[mode][sel.full]
+    if args.only_selection:
+        return
+    rows.update(peers)
+    print_sequence_tables(pool, rows)
+    if peers:
+        print_wins(pool, rows, peers)
+
+
+def header() -> None:
+    model = next((line.split(":", 1)[1].strip() for line in subprocess.run(
+        ["lscpu"], capture_output=True, text=True).stdout.splitlines() if line.startswith("Model name")), "?")
+    print(f"# bench/tracker.py: {model}, {os.cpu_count()} CPUs, load {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip-peers", action="store_true")
-    ap.add_argument("--skip-speed", action="store_true")
-    ap.add_argument("--skip-ablation", action="store_true")
-    ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--skip-peers", action="store_true", help="no peer trackers")
+    ap.add_argument("--skip-speed", action="store_true", help="no update-speed section")
+    ap.add_argument("--skip-ablation", action="store_true", help="vidtrack defaults only: no candidate grid, no selection")
+    ap.add_argument("--only-selection", action="store_true", help="only the selection tables (no per-sequence table, no speed)")
+    ap.add_argument("--pool", action="append", metavar="SUBSTR", help="only pool sequences whose name contains SUBSTR")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the vidtrack runs (default 2)")
+    ap.add_argument("--legacy", action="store_true", help="also the older tables A-D, the ablation and C / C' (MOT15 inputs)")
+    ap.add_argument("--skip-synthetic", action="store_true", help="with --legacy: no tables C / C' and held-out seeds")
     args = ap.parse_args()
+    header()
     with tempfile.TemporaryDirectory() as tmp:
-        accuracy(args, Path(tmp))
-        if not args.skip_ablation:
-            ablation(Path(tmp))
-        if not args.skip_synthetic:
-            synthetic(args, Path(tmp))
-            held_out_synthetic(Path(tmp))
-    if not args.skip_speed:
+        pool_bench(args, Path(tmp))
+        if args.legacy:
+            accuracy(args, Path(tmp))
+            if not args.skip_ablation:
+                ablation(Path(tmp))
+            if not args.skip_synthetic:
+                synthetic(args, Path(tmp))
+                held_out_synthetic(Path(tmp))
+    if not args.skip_speed and not args.only_selection:
         speed()
 
 
