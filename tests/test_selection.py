@@ -1,7 +1,7 @@
 """bench/selection.py: leave-one-sequence-out choice on a small made-up score table."""
 import pytest
 
-from bench.selection import COMBOS, KNOBS, best_on, coordinate_grid, leave_one_out, split_options
+from bench.selection import COMBOS, KNOBS, RUN_OPTIONS, best_on, coordinate_grid, leave_one_out, split_options
 from tracker import TrackerConfig
 
 # "spike" is by far the best on s3 alone and poor elsewhere: chosen on all sequences (its s3
@@ -53,5 +53,5 @@ def test_grid_is_valid_tracker_configs():
     assert len(grid) == 1 + sum(len(v) for v in KNOBS.values()) + len(COMBOS)
     for over in grid.values():
         cfg, run = split_options({**over, "frames": True})
-        assert run == {"frames": True}
+        assert run["frames"] is True and set(run) <= set(RUN_OPTIONS)
         TrackerConfig(**cfg)  # raises ConfigError on a bad key or value
