@@ -21,24 +21,24 @@ RUN_OPTIONS = ("frames", "backfill", "interpolate", "camera_motion")  # keys of 
 KNOBS: dict[str, tuple] = {
     "high_score_threshold": (0.3, 0.5, 0.6),
     "low_score_threshold": (0.3, 0.5),  # OpenCV's yolo layer drops scores < 0.2, FRCNN's start at 0.5
-    "max_iou_distance": (0.7, 0.9),
-    "max_age_s": (0.6, 2.4, 3.6),  # seconds (1.2 = 30 frames at 25 fps)
+    "max_iou_distance": (0.7, 0.8),
+    "max_age_s": (0.6, 1.2, 3.6),  # seconds (2.4 = 60 frames at 25 fps)
     "init_s": (0.08, 0.16),  # 2 and 4 frames at 25 fps
     "coast_s": (0.0, 0.2),
     "direction_weight": (0.2,),
     "oru": (True,),
     "association": ("cascade",),  # appearance: DeepSORT's cascade instead of the fused (BoT-SORT) cost
-    "appearance_threshold": (0.15, 0.4),
+    "appearance_threshold": (0.05, 0.4),
+    "appearance_iou_gate": (0.3,),
     "appearance": (False,),  # with frames: motion only all the same
     "camera_motion": ("none",),  # with frames: no camera-motion compensation
 }
 COMBOS: dict[str, dict] = {
-    "hi=0.5 max_age=2.4": {"high_score_threshold": 0.5, "max_age_s": 2.4},
-    "hi=0.6 max_iou=0.9": {"high_score_threshold": 0.6, "max_iou_distance": 0.9},
-    "max_iou=0.9 init=0.08": {"max_iou_distance": 0.9, "init_s": 0.08},
-    "max_age=2.4 max_iou=0.9": {"max_age_s": 2.4, "max_iou_distance": 0.9},
-    "max_age=2.4 low=0.3": {"max_age_s": 2.4, "low_score_threshold": 0.3},
-    "hi=0.6 max_iou=0.9 max_age=2.4": {"high_score_threshold": 0.6, "max_iou_distance": 0.9, "max_age_s": 2.4},
+    "max_age=1.2 max_iou=0.8 (before)": {"max_age_s": 1.2, "max_iou_distance": 0.8},
+    "hi=0.6 max_age=3.6": {"high_score_threshold": 0.6, "max_age_s": 3.6},
+    "low=0.3 init=0.08": {"low_score_threshold": 0.3, "init_s": 0.08},
+    "hi=0.5 low=0.3": {"high_score_threshold": 0.5, "low_score_threshold": 0.3},
+    "low=0.3 OCM 0.2": {"low_score_threshold": 0.3, "direction_weight": 0.2},
 }
 
 

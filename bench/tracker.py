@@ -481,6 +481,15 @@ def run_grid(pool: list, grid: dict[str, dict], tmp: Path, workers: int) -> dict
     return res
 
 
+def joint_scores(res: dict[str, dict[str, dict[str, dict]]]) -> dict[str, dict[str, tuple]]:
+    """{candidate: {sequence: (HOTA, IDF1)}} averaged over the modes: one tracker default
+    serves ``track-detections`` with and without frames, so it is chosen on both at once
+    (leaving a sequence out leaves out both of its runs)."""
+    modes = list(res)
+    return {name: {s: tuple(sum(res[m][name][s][k] for m in modes) / len(modes) for k in ("HOTA", "IDF1"))
+                   for s in res[modes[0]][name]} for name in res[modes[0]]}
+
+
 def hota_idf1(table: dict[str, dict[str, dict]]) -> dict[str, dict[str, tuple]]:
     return {name: {s: (m["HOTA"], m["IDF1"]) for s, m in per.items()} for name, per in table.items()}
 
@@ -539,6 +548,15 @@ def pool_bench(args, tmp: Path) -> None:
         rows[f"vidtrack held-out ({mode})"] = {s: res[mode][c][s] for s, c in sel.held_out.items()}
         if sel.full != "default":
             rows[f"vidtrack {sel.full} ({mode}, in-sample)"] = res[mode][sel.full]
+    if len(grid) > 1 and len(pool) > 1:
+        joint = joint_scores(res)
+        sel = leave_one_out(joint)
+        print_selection("vidtrack, one default for both modes (a sequence's score: the mean of its motion and "
+                        "frames runs)", joint, sel)
+        rows["vidtrack held-out (joint, motion)"] = {s: res["motion"][c][s] for s, c in sel.held_out.items()}
+        rows["vidtrack held-out (joint, frames)"] = {s: res["frames"][c][s] for s, c in sel.held_out.items()}
+    if args.save_scores:
+        Path(args.save_scores).write_text(json.dumps(res))
     if args.only_selection:
         return
     rows.update(peers)
@@ -561,6 +579,7 @@ def main() -> None:
     ap.add_argument("--only-selection", action="store_true", help="only the selection tables (no per-sequence table, no speed)")
     ap.add_argument("--pool", action="append", metavar="SUBSTR", help="only pool sequences whose name contains SUBSTR")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the vidtrack runs (default 2)")
+    ap.add_argument("--save-scores", metavar="JSON", help="write every candidate's metrics per mode and sequence here")
     ap.add_argument("--legacy", action="store_true", help="also the older tables A-D, the ablation and C / C' (MOT15 inputs)")
     ap.add_argument("--skip-synthetic", action="store_true", help="with --legacy: no tables C / C' and held-out seeds")
     args = ap.parse_args()

@@ -233,7 +233,7 @@ def test_track_detections_reads_the_tracker_table_of_a_service_config(tmp_path):
     from tests.conftest import REPO_ROOT
     from workers.offline import load_tracker_config
 
-    assert load_tracker_config(REPO_ROOT / "config.toml").max_age_s == 1.2  # its other tables are not the tracker's
+    assert load_tracker_config(REPO_ROOT / "config.toml").max_age_s == 2.4  # its other tables are not the tracker's
     path = tmp_path / "c.toml"
     path.write_text('[[sources]]\nurl = "a.mp4"\n[tracker]\nmax_age_s = 12\n')
     assert load_tracker_config(path).max_age_s == 12

@@ -79,14 +79,14 @@ def test_cli_with_features(shared_data, tmp_path):
 def test_track_detections_takes_the_sequence_frame_rate_from_seqinfo_or_fps(tmp_path, capsys):
     """frameRate of the sequence's seqinfo.ini (MOT layout SEQ/det/det.txt, or SEQ/ next to
     sort-frcnn-det/SEQ/det.txt), --fps over it, 25 with a note when there is none; it changes
-    the frame counts the tracker keeps a track for (max_age_s 1.2: 12 frames at 10 fps)."""
+    the frame counts the tracker keeps a track for (max_age_s 2.4: 24 frames at 10 fps)."""
     from base.mot import read_seqinfo
 
     seq = tmp_path / "SEQ"
     (seq / "det").mkdir(parents=True)
     (seq / "seqinfo.ini").write_text("[Sequence]\nname=SEQ\nframeRate=10\nseqLength=40\n")
     assert read_seqinfo(seq / "seqinfo.ini") == {"name": "SEQ", "frameRate": "10", "seqLength": "40"}
-    dets = "".join(f"{f},-1,{100 + 3 * f},50,40,100,0.9,-1,-1,-1\n" for f in range(1, 41) if not 11 <= f <= 22)
+    dets = "".join(f"{f},-1,{100 + 3 * f},50,40,100,0.9,-1,-1,-1\n" for f in range(1, 61) if not 11 <= f <= 36)
     for det in (seq / "det" / "det.txt", tmp_path / "sort-frcnn-det" / "SEQ" / "det.txt", tmp_path / "lone" / "det.txt"):
         det.parent.mkdir(parents=True, exist_ok=True)
         det.write_text(dets)
@@ -97,10 +97,10 @@ def test_track_detections_takes_the_sequence_frame_rate_from_seqinfo_or_fps(tmp_
         return capsys.readouterr().out, {int(r[1]) for r in read_mot(out)}
 
     for det in (seq / "det" / "det.txt", tmp_path / "sort-frcnn-det" / "SEQ" / "det.txt"):
-        text, found = ids(det)  # a 12-frame gap: the track is gone at 10 fps (12 frames of 1.2 s)
+        text, found = ids(det)  # a 26-frame gap: the track is gone at 10 fps (24 frames of 2.4 s)
         assert f"frame rate 10 frames/s ({seq / 'seqinfo.ini'})" in text and found == {1, 2}
     text, found = ids(tmp_path / "lone" / "det.txt")
-    assert "frame rate 25 frames/s (default: no seqinfo.ini" in text and found == {1}  # 30 frames at 25 fps
+    assert "frame rate 25 frames/s (default: no seqinfo.ini" in text and found == {1}  # 60 frames at 25 fps
     text, found = ids(seq / "det" / "det.txt", "--fps", "25")
     assert "frame rate 25 frames/s (--fps)" in text and found == {1}
     (seq / "seqinfo.ini").write_text("[Sequence]\nframeRate=fast\n")

@@ -16,15 +16,16 @@ from workers.offline import track_sequence
 
 
 def test_frame_limits_are_the_seconds_at_the_rate_rounded_with_floors():
-    cfg = TrackerConfig()  # 1.2 s, 0.12 s, 0.08 s
+    cfg = TrackerConfig(max_age_s=1.2)  # 1.2 s, 0.12 s, 0.08 s
     assert FrameLimits.at(cfg, 25) == FrameLimits(25.0, max_age=30, n_init=3, coast_frames=2)
     assert FrameLimits.at(cfg, 30) == FrameLimits(30.0, max_age=36, n_init=4, coast_frames=2)  # 3.6 -> 4, 2.4 -> 2
     assert FrameLimits.at(cfg, 7.5) == FrameLimits(7.5, max_age=9, n_init=2, coast_frames=1)  # 0.9 -> 2 (floor)
     assert FrameLimits.at(cfg, 1) == FrameLimits(1.0, max_age=1, n_init=2, coast_frames=0)
+    assert FrameLimits.at(TrackerConfig(), 25).max_age == 60  # the default, 2.4 s
     assert FrameLimits.at(TrackerConfig(coast_s=0.1), 25).coast_frames == 3  # 2.5 rounds half up
     assert FrameLimits.at(TrackerConfig(init_s=0), 30).n_init == 1  # 0: confirm on the first match
     assert FrameLimits.at(TrackerConfig(max_age_s=0.01), 25).max_age == 1
-    assert Tracker(TrackerConfig(), 10).limits.max_age == 12
+    assert Tracker(TrackerConfig(), 10).limits.max_age == 24
     assert Tracker(TrackerConfig(frame_rate=50), 10).frame_rate == 50  # the config's rate wins
 
 

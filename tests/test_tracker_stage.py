@@ -202,7 +202,7 @@ def test_the_stage_meter_counts_frames_bad_messages_per_reason_and_live_capture_
 
 def test_each_stream_is_tracked_at_its_own_frame_rate_and_restored_at_it(tmp_path):
     """Detections that come before stream.started wait for it; the tracker that takes them
-    counts in the stream's fps (7.5: 1.2 s is 9 frames), and a restored stage's tracker too.
+    counts in the stream's fps (7.5: 2.4 s is 18 frames), and a restored stage's tracker too.
     A source reporting an RTSP clock rate is tracked at the default 25."""
     from dataclasses import replace
 
@@ -217,7 +217,7 @@ def test_each_stream_is_tracked_at_its_own_frame_rate_and_restored_at_it(tmp_pat
         stage._handle(messages.encode(messages.StreamStarted("s", source="x", width=200, height=100, fps=7.5,
                                                              live=False, frames=10)))
         state = stage.streams["s"]
-        assert state.frames == 3 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 9
+        assert state.frames == 3 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 18
     finally:
         stage._factory.close()
     restored = TrackerStage(replace(spec, restore=True, detections_endpoint=f"ipc://{tmp_path}/det2",
@@ -225,7 +225,7 @@ def test_each_stream_is_tracked_at_its_own_frame_rate_and_restored_at_it(tmp_pat
     try:
         restored._restore()
         state = restored.streams["s"]
-        assert state.next_seq == 2 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 9
+        assert state.next_seq == 2 and state.tracker.frame_rate == 7.5 and state.tracker.limits.max_age == 18
     finally:
         restored._factory.close()
     assert tracker_stage.stream_frame_rate(90000.0, "cam") == 25.0 and tracker_stage.stream_frame_rate(12.5) == 12.5
