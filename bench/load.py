@@ -99,23 +99,25 @@ def sample(pid: int) -> dict[int, tuple[str, float]]:
     return out
 
 
-def write_config(path: Path, url: str, streams: int, events_port: int) -> None:
+def write_config(path: Path, url: str, streams: int, events_endpoint: str) -> None:
     sources = "".join(f'[[sources]]\nurl = "{url}"\nid = "s{i}"\n\n' for i in range(streams))
-    path.write_text(sources + f'[events]\nendpoint = "tcp://127.0.0.1:{events_port}"\nmode = "frame"\n\n'
+    # events over ipc: a tcp endpoint would need the run's CURVE subscriber keys
+    path.write_text(sources + f'[events]\nendpoint = "{events_endpoint}"\nmode = "frame"\n\n'
                     '[output]\ndir = ""\nprogress = false\n')
 
 
 def soak(streams: int, seconds: float, warmup: float, size: str, fps: int) -> dict:
     """One step: ``streams`` RTSP streams for ``seconds`` after every stream has a first frame."""
-    rtsp_port, events_port = free_port(), free_port()
+    rtsp_port = free_port()
     server = subprocess.Popen(["/usr/bin/python3", str(REPO / "tests/rtsp_server.py"), "--port", str(rtsp_port),
                                "--size", size, "--fps", str(fps), "--kbps", "2000"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)
     tmp = Path(tempfile.mkdtemp(prefix="vt-load-"))
     config = tmp / "load.toml"
-    write_config(config, f"rtsp://127.0.0.1:{rtsp_port}/cam", streams, events_port)
-    events = Events(f"tcp://127.0.0.1:{events_port}")
+    events_endpoint = f"ipc://{tmp}/events"
+    write_config(config, f"rtsp://127.0.0.1:{rtsp_port}/cam", streams, events_endpoint)
+    events = Events(events_endpoint)
     events.start()
     service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
                                env={**os.environ, "PYTHONPATH": str(REPO)},
