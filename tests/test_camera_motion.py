@@ -18,7 +18,7 @@ from tracker import Tracker, TrackerConfig
 from tracker import kalman as K
 from tracker.kalman_reference import FilterpyKalman
 from vidtrack.evaluation import evaluate_rows
-from vidtrack.synthetic import SceneConfig, generate_scene, write_scene
+from vidtrack.synthetic import SceneConfig, write_scene
 from wire import messages
 from workers.grabber import Grabber, GrabberSpec, SourceConfig
 from workers.offline import track_sequence
@@ -175,23 +175,11 @@ def test_a_warp_moves_every_part_of_a_track_with_the_image():
 def _scene_detections(cfg: SceneConfig, seed: int):
     """(gt rows float[N,10], {frame: Detections}, {frame: estimated warp}) of a generated scene:
     every gt box seen at >= 20 % visibility kept with p = 0.9, jittered by 3 % of its size,
-    scored 0.35 + 0.6 * visibility (as bench/tracker.py's make_synthetic)."""
-    rng = np.random.default_rng(seed)
-    motion = CameraMotion()
-    gt, frames, warps = [], {}, {}
-    for i, image, rows in generate_scene(cfg):
-        f = i + 1
-        warps[f] = motion.estimate(image)
-        boxes, scores = [], []
-        for tid, _cls, x1, y1, x2, y2, vis in rows:
-            gt.append([f, tid, x1, y1, x2 - x1, y2 - y1, int(vis >= 0.2), -1, -1, -1])
-            if vis < 0.2 or rng.random() > 0.9:
-                continue
-            w, h = x2 - x1, y2 - y1
-            boxes.append(np.array([x1, y1, x2, y2]) + rng.normal(0, 0.03, 4) * [w, h, w, h])
-            scores.append(float(np.clip(0.35 + 0.6 * vis + rng.normal(0, 0.05), 0.05, 1.0)))
-        frames[f] = Detections(np.array(boxes, np.float32).reshape(-1, 4), scores, np.zeros(len(boxes), np.int32))
-    return np.array(gt, float), frames, warps
+    scored 0.35 + 0.6 * visibility (bench/camera_motion.py's scene_detections)."""
+    from bench.camera_motion import scene_detections
+
+    gt, frames, estimated, _true = scene_detections(cfg, seed)
+    return gt, frames, estimated
 
 
 def _scores(gt: np.ndarray, rows: list[tuple]) -> dict:
