@@ -41,12 +41,17 @@ class CameraMotion:
     side (pixels) and pyramid levels; reuse: the inliers of a fit are followed on into the
     next frame while at least this fraction of ``max_corners`` is left, else corners are
     detected afresh (2: every frame, as BoT-SORT). 480 px and 200 corners: ~0.1 px from the true warp on a
-    generated panning scene (640 px and 300 corners: ~0.05 px at twice the cost)."""
+    generated panning scene (640 px and 300 corners: ~0.05 px at twice the cost).
+    redetect_every: corners are also detected afresh at every frame whose ``index`` (given
+    to :meth:`estimate`) is a multiple of this, so the estimate of a frame depends only on the
+    frames since the last such index: a grabber that goes back to frame p replays frames
+    from there (:func:`replay_start`) and sends the warps an undisturbed run sent."""
 
     def __init__(self, max_width: int = 480, max_corners: int = 200, min_distance: int = 8,
                  min_inliers: int = 12, max_scale_change: float = 0.1, window: int = 21, levels: int = 3,
-                 reuse: float = 0.5) -> None:
+                 reuse: float = 0.5, redetect_every: int = 16) -> None:
         self.max_width = max_width
+        self.redetect_every = max(1, int(redetect_every))
         self.reuse = reuse
         self.window, self.levels = (window, window), levels
         self.max_corners = max_corners
@@ -63,9 +68,10 @@ class CameraMotion:
         """Forget the previous frame (a rewind or a restart): the next warp is the identity."""
         self._prev = self._prev_points = None
 
-    def estimate(self, frame_bgr: np.ndarray) -> np.ndarray:
+    def estimate(self, frame_bgr: np.ndarray, index: int | None = None) -> np.ndarray:
         """float32[2,3] warp from the previous frame to ``frame_bgr`` (uint8[H,W,3] BGR or
-        uint8[H,W] grey), full-resolution pixels."""
+        uint8[H,W] grey), full-resolution pixels; ``index``: the frame's number in its
+        stream (corners detected afresh at multiples of ``redetect_every``)."""
         grey, scale = self._small_grey(frame_bgr)
         prev, prev_points = self._prev, self._prev_points
         warp = kept = None
@@ -73,7 +79,8 @@ class CameraMotion:
             warp, kept = self._fit(prev, prev_points, grey, scale)
             self.failures += warp is None
         # the inliers followed into this frame are the next frame's corners while enough are left
-        if kept is None or len(kept) < self.reuse * self.max_corners:
+        fresh = index is not None and index % self.redetect_every == 0
+        if fresh or kept is None or len(kept) < self.reuse * self.max_corners:
             kept = self._corners(grey)
         self._prev, self._prev_points = grey, kept
         return identity_warp() if warp is None else warp
@@ -133,6 +140,15 @@ class CameraMotion:
         return 1.0 / (1.0 + self.max_scale_change) <= s <= 1.0 + self.max_scale_change
 
 
+def replay_start(estimator: CameraMotion, position: int) -> int:
+    """The frame to feed ``estimator`` from (after :meth:`CameraMotion.reset`), up to
+    ``position`` - 1, so that frame ``position``'s warp is the one an estimator fed every frame
+    from the start gives: the last corner detection at or before ``position`` - 1."""
+    if position <= 0:
+        return 0
+    return (position - 1) // estimator.redetect_every * estimator.redetect_every
+
+
 def make_estimator(method: str, **options) -> CameraMotion | None:
     """An estimator for ``method`` ("sparse_flow"), or None for "none"."""
     if method == "none":
@@ -144,9 +160,10 @@ def make_estimator(method: str, **options) -> CameraMotion | None:
 
 def warps_of_images(images: Iterable[np.ndarray], first: int = 1, **options) -> dict[int, np.ndarray]:
     """``{frame number: float32[2,3]}`` of a stream's images in order, numbered from ``first``
-    (MOT frames are 1-based; frame ``first`` gets the identity)."""
+    (MOT frames are 1-based; frame ``first`` gets the identity); the i-th image is frame i of
+    the stream for the corner-detection schedule, as a grabber numbers what it sends."""
     estimator = CameraMotion(**options)
-    return {first + i: estimator.estimate(image) for i, image in enumerate(images)}
+    return {first + i: estimator.estimate(image, i) for i, image in enumerate(images)}
 
 
 def warps_of_frames(paths: Iterable[str | Path], **options) -> dict[int, np.ndarray]:

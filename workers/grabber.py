@@ -16,7 +16,9 @@ is the one process that sees every frame of its stream in order, so it estimates
 from the previous *sent* frame to each frame it sends (frames a live source drops are
 skipped over) and puts it in the frame message; detectors copy it into the detections, the
 tracker moves its tracks by it. The estimate runs on a downscaled grey copy (a few ms per
-frame, see the module) and starts over (identity) at the first frame and after a rewind.
+frame, see the module) and is the identity at the first frame; after a rewind the grabber
+replays the frames since the estimator's last scheduled corner detection, so the frames sent
+again carry the warps they carried the first time (the tracker's output does not change).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from base.errors import SourceError
 from base.settings import setting
 from base.types import Frame
 from detector.camera_motion import DEFAULT_METHOD as DEFAULT_CAMERA_MOTION, METHODS as CAMERA_MOTION_METHODS, make_estimator
+from detector.camera_motion import replay_start
 from workers.meter import StageMeter
 from workers.sources import VideoSource
 
@@ -189,7 +192,7 @@ class Grabber:
         too_large = size_problem(image.shape[1], image.shape[0])
         if too_large is not None:
             raise SourceError(f"{self.spec.url!r}: {too_large}")
-        warp = self._camera_motion(image)
+        warp = self._camera_motion(image, self.stats.sent)
         if ring_slot is None and self._ring is not None:
             ring_slot = self._ring.put(image, self.stop)
         encoding = "shm" if ring_slot is not None else self.spec.encoding
@@ -204,12 +207,13 @@ class Grabber:
             self._ring.cancel(*ring_slot)  # no message names the slot: free it
         return False
 
-    def _camera_motion(self, image: np.ndarray) -> np.ndarray:
-        """The camera's warp float32[2,3] from the previous frame sent to ``image`` (timed)."""
+    def _camera_motion(self, image: np.ndarray, seq: int) -> np.ndarray:
+        """The camera's warp float32[2,3] from the previous frame sent to ``image``, frame
+        ``seq`` of the stream (timed)."""
         if self._motion is None:
             return messages.identity_warp()
         start = time.perf_counter()
-        warp = self._motion.estimate(image)
+        warp = self._motion.estimate(image, seq)
         self.meter.observe("camera_motion", time.perf_counter() - start, self.spec.stream_id)
         return warp
 
@@ -347,10 +351,17 @@ class Grabber:
         where a container seek may land on another frame)."""
         source.close()
         source = self._open()
-        source.skip(position)
+        if self._motion is None:
+            source.skip(position)
+        else:  # replay the frames the warp of frame ``position`` depends on: the warps sent again are the same
+            self._motion.reset()
+            start = replay_start(self._motion, position)
+            source.skip(start)
+            for seq in range(start, position):
+                frame = source.read()
+                if frame is not None:
+                    self._motion.estimate(frame[1], seq)
         self.stats.sent = self.stats.captured = position
-        if self._motion is not None:
-            self._motion.reset()  # the frame before ``position`` was not seen: identity
         return source
 
     def _send_file_frames(self, source: VideoSource) -> str:
