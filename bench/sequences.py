@@ -157,7 +157,8 @@ def with_embeddings(rows: np.ndarray, img_dir: Path, embedder, chunk: int = 16) 
 # ----------------------------------------------------------------------------- building
 def _write(folder: Path, det: np.ndarray, embedder, meta: dict) -> None:
     np.savetxt(folder / "det.txt", det, delimiter=",", fmt="%.3f")
-    np.save(folder / "det.npy", with_embeddings(det, Path(meta["img_dir"]), embedder))
+    img_dir = Path(meta["img_dir"])
+    np.save(folder / "det.npy", with_embeddings(det, img_dir if img_dir.is_absolute() else folder / img_dir, embedder))
     (folder / "meta.json").write_text(json.dumps({**meta, "version": POOL_VERSION}))
 
 
@@ -189,7 +190,7 @@ def _generated(folder: Path, cfg, embedder) -> None:
     (folder / "gt.txt").write_text("\n".join(gt_lines) + "\n")
     (folder / "camera.txt").write_text("\n".join(cam) + "\n")
     det = noisy_detections(gt_frames, cfg.width, cfg.height, cfg.seed)
-    _write(folder, det, embedder, {"fps": float(cfg.fps), "n_frames": int(cfg.num_frames), "img_dir": str(img)})
+    _write(folder, det, embedder, {"fps": float(cfg.fps), "n_frames": int(cfg.num_frames), "img_dir": img.name})
 
 
 def pool_specs() -> list[tuple[str, str, tuple]]:
@@ -210,7 +211,14 @@ def _load(name: str, kind: str, folder: Path) -> Sequence | None:
     meta = json.loads(meta_path.read_text())
     if meta.get("version") != POOL_VERSION:
         return None
-    return Sequence(name, kind, folder, meta["fps"], meta["n_frames"], Path(meta["img_dir"]))
+    img_dir = Path(meta["img_dir"])
+    if not img_dir.is_absolute():  # generated scenes keep their frames inside the cache folder
+        img_dir = folder / img_dir
+    elif not img_dir.is_dir():  # an older cache, or a cache moved with its folder
+        img_dir = folder / "img1"
+    if not img_dir.is_dir():
+        return None  # the frames are gone: build it again
+    return Sequence(name, kind, folder, meta["fps"], meta["n_frames"], img_dir)
 
 
 def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) -> list[Sequence]:
