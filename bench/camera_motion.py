@@ -28,11 +28,12 @@ sys.path.insert(0, str(ROOT))
 
 from base.mot import read_detections, write_mot  # noqa: E402
 from base.types import Detections  # noqa: E402
-from detector.camera_motion import CameraMotion, image_files, warps_of_frames  # noqa: E402
+from detector.camera_motion import CameraMotion, image_files  # noqa: E402
 from tracker import TrackerConfig  # noqa: E402
 from vidtrack.evaluation import evaluate_mot, evaluate_rows  # noqa: E402
 from vidtrack.synthetic import SceneConfig, generate_scene  # noqa: E402
 from workers.offline import track_sequence  # noqa: E402
+from bench.sequences import cached_warps  # noqa: E402
 
 DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mot"
 SEQS = ["TUD-Campus", "TUD-Stadtmitte", "KITTI-17"]
@@ -42,13 +43,7 @@ CACHE = ROOT / "bench" / ".cache"
 def sequence_warps(seq: str, data: Path = DATA) -> dict[int, np.ndarray]:
     """``{1-based frame: float32[2,3]}`` of a MOT sequence's img1/ frames (default estimator),
     cached in bench/.cache/warps-<seq>.npy (float32[N,2,3], frame i+1 at row i)."""
-    path = CACHE / f"warps-{seq}.npy"
-    if path.exists():
-        return {i + 1: w for i, w in enumerate(np.load(path))}
-    warps = warps_of_frames(image_files(data / seq / "img1"))
-    CACHE.mkdir(exist_ok=True)
-    np.save(path, np.stack([warps[f] for f in sorted(warps)]))
-    return warps
+    return cached_warps(data / seq / "img1", CACHE / f"warps-{seq}.npy")
 
 
 def speed() -> None:

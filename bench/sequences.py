@@ -33,6 +33,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from base.mot import read_seqinfo
+from detector.camera_motion import image_files, warps_of_frames
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("VIDTRACK_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CACHE = ROOT / "bench" / ".cache" / "pool"
@@ -73,28 +76,22 @@ class Sequence:
         return p if p.is_file() else None
 
     def warps(self) -> dict[int, np.ndarray]:
-        """``{1-based frame: float32[2,3]}``: the camera motion estimated from the frames (the
-        default estimator of :mod:`detector.camera_motion`, as ``vidtrack track-detections
-        --frames`` estimates it), cached in the folder as warps.npy."""
-        from detector.camera_motion import warps_of_frames
-
-        path = self.folder / "warps.npy"
-        if not path.exists():
-            warps = warps_of_frames(image_files(self.img_dir))
-            np.save(path, np.stack([warps[f] for f in sorted(warps)]))
-        return {i + 1: w for i, w in enumerate(np.load(path))}
+        """``{1-based frame: float32[2,3]}``: the camera motion estimated from the frames (as
+        ``vidtrack track-detections --frames`` estimates it), cached in the folder as warps.npy."""
+        return cached_warps(self.img_dir, self.folder / "warps.npy")
 
 
-def seqinfo(seq_dir: Path) -> dict[str, str]:
-    """key -> value of a MOTChallenge seqinfo.ini."""
-    return dict(line.split("=", 1) for line in seq_dir.joinpath("seqinfo.ini").read_text().splitlines() if "=" in line)
+def cached_warps(img_dir: Path, path: Path) -> dict[int, np.ndarray]:
+    """``{1-based frame: float32[2,3]}`` of the images of ``img_dir`` (the default estimator of
+    :mod:`detector.camera_motion`), estimated once into ``path`` (float32[N,2,3], frame i+1 at
+    row i) and read from there after."""
+    if not path.exists():
+        warps = warps_of_frames(image_files(img_dir))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.stack([warps[f] for f in sorted(warps)]))
+    return {i + 1: w for i, w in enumerate(np.load(path))}
 
 
-def image_files(img_dir: Path) -> list[Path]:
-    return sorted(p for p in img_dir.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-
-
-# ----------------------------------------------------------------------------- detections
 def yolo_detections(img_dir: Path, batch: int = 32) -> np.ndarray:
     """Yolo-Fastest 1.1 body person detections (OpenCV 4 DNN) of every image in ``img_dir``:
     float64[N, 10] MOT det rows (frame 1-based, -1, x, y, w, h, score, -1, -1, -1)."""
@@ -164,7 +161,7 @@ def _write(folder: Path, det: np.ndarray, embedder, meta: dict) -> None:
 
 def _real(folder: Path, seq: str, detector: str, embedder) -> None:
     src = DATA / "mot" / seq
-    info = seqinfo(src)
+    info = read_seqinfo(src / "seqinfo.ini")
     gt = np.loadtxt(src / "gt" / "gt.txt", delimiter=",", ndmin=2)
     np.savetxt(folder / "gt.txt", gt, delimiter=",", fmt="%g")
     if detector == "frcnn":
