@@ -30,7 +30,6 @@ import multiprocessing as mp
 import multiprocessing.connection
 import os
 import secrets
-import queue
 import shutil
 import signal
 import tempfile
@@ -45,6 +44,7 @@ import setproctitle
 from workers.detector_worker import DetectorStageSpec, detector_main
 from wire import frame_ring
 from workers.affinity import allowed_cpus, pin_this_process, plan_cpus
+from pipeline.channels import Reports, SharedFlag
 from pipeline.config import Config, check_config
 from pipeline.http_server import MetricsServer, parse_endpoint
 from pipeline.metrics import ServiceMetrics
@@ -210,11 +210,11 @@ class Service:
         self.progress = config.output.progress if progress is None else progress
         self.verbose = verbose
         self.ctx = mp.get_context("spawn")
-        self.reports = self.ctx.Queue()
-        self.stop_grabbers = self.ctx.Event()
-        self.release_grabbers = self.ctx.Event()  # the tracker has everything: grabbers may close
-        self.stop_detectors = self.ctx.Event()
-        self.stop_tracker = self.ctx.Event()
+        self.reports = Reports(self.ctx)  # a pipe per child process
+        self.stop_grabbers = SharedFlag(self.ctx)
+        self.release_grabbers = SharedFlag(self.ctx)  # the tracker has everything: grabbers may close
+        self.stop_detectors = SharedFlag(self.ctx)
+        self.stop_tracker = SharedFlag(self.ctx)
         self.endpoints = Endpoints(config)
         self.security = self.endpoints.security  # with the run's own keys where tcp needs them
         self.summary = RunSummary(out_dir=config.output.dir or None)
@@ -284,12 +284,16 @@ class Service:
         cpus = None
         if self.cpu_plan is not None:
             cpus = self.cpu_plan.detector if target is detector_main else self.cpu_plan.others
-        proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), self.reports, self.verbose, cpus),
+        reports, writer = self.reports.new_pipe()
+        proc = self.ctx.Process(target=_child, args=(target, (spec, stop, *extra), reports, self.verbose, cpus),
                                 name=name, daemon=False)
         if name in self._children:
             self.metrics.restarted(name)
         self._ready.discard(name)
-        proc.start()
+        try:
+            proc.start()
+        finally:
+            writer.close()  # the child has its own copy: when it dies, its pipe reads as ended
         self._children[name] = proc
         return proc
 
@@ -340,6 +344,7 @@ class Service:
         finally:
             self._shutdown()
             self._drain_reports()
+            self.reports.close()
             for bar in self._bars.values():
                 bar.close()
             self.endpoints.cleanup()
@@ -410,9 +415,7 @@ class Service:
     def _wait_for_news(self, timeout: float) -> None:
         """Block until a child exits, a report arrives, or ``timeout`` s pass."""
         handles = [c.proc.sentinel for c in self.children.values() if c.proc is not None and not c.finished]
-        # mp.Queue has no public handle to wait on; its pipe's reading end is the one
-        handles.append(self.reports._reader)
-        multiprocessing.connection.wait(handles, timeout)
+        multiprocessing.connection.wait(handles + self.reports.handles(), timeout)
 
     def _on_exit(self, child: Child) -> None:
         """A child exited: done (a grabber or the tracker, cleanly), or dead: restart it later."""
@@ -472,25 +475,31 @@ class Service:
             self._drain_reports(timeout=0.2)
         self.stop_tracker.set()
         if self.tracker is not None:
-            self.tracker.join(max(0.1, deadline - time.monotonic()))
+            self._join(self.tracker, deadline)
         self.release_grabbers.set()
         self.stop_detectors.set()
         for proc in [c.proc for c in self.children.values() if c.proc is not None]:
-            proc.join(max(0.1, deadline - time.monotonic()))
+            self._join(proc, deadline)
             if proc.is_alive():
                 log.warning("%s did not stop in time; terminating it", proc.name)
                 proc.terminate()
                 proc.join(2)
 
+    def _join(self, proc, deadline: float) -> None:
+        """Wait for ``proc`` to exit (until ``deadline``), reading reports meanwhile: a child
+        blocked on a full report pipe would never get to exit."""
+        while proc.is_alive() and time.monotonic() < deadline:
+            self._drain_reports(timeout=min(0.2, max(0.01, deadline - time.monotonic())))
+            proc.join(0.01)
+        proc.join(0.1)
+
     # ---- reports from the children
     def _drain_reports(self, timeout: float = 0.0) -> None:
-        try:
-            item = self.reports.get(timeout=timeout) if timeout else self.reports.get_nowait()
-            while True:
-                self._on_report(item)
-                item = self.reports.get_nowait()
-        except queue.Empty:
-            pass
+        """Handle every report that arrived, waiting up to ``timeout`` s for the first."""
+        if timeout and self.reports.handles():
+            multiprocessing.connection.wait(self.reports.handles(), timeout)
+        for report in self.reports.drain():
+            self._on_report(report)
 
     def _on_report(self, r: dict) -> None:
         event, stage = r.get("event"), r.get("stage")

@@ -53,7 +53,14 @@ class Run:
         return "".join(line for _, line in self.lines)
 
     def wait(self, timeout: float) -> int:
-        code = self.proc.wait(timeout)
+        """The run's exit code; a run still going after ``timeout`` s is killed and fails with its output."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            self._reader.join(5)
+            raise AssertionError(f"the run did not end within {timeout} s:\n{self.output()}") from None
         self._reader.join(5)
         return code
 

@@ -119,28 +119,37 @@ class GrabberSpec:
 class RewindRequest:
     """The supervisor's request to a file grabber to send again from frame ``seq`` on
     (shared memory, works across processes); requests that pile up keep the lowest seq.
-    ``fresh_ring``: slots of the ring may be held by a dead detector, start a new ring."""
+    ``fresh_ring``: slots of the ring may be held by a dead detector, start a new ring.
+
+    Lock-free, because the grabber may be killed at any instruction: a lock it held would
+    never be released and the supervisor's next request would wait for ever. Only the
+    supervisor writes the request (``seq``, ``fresh``, then ``made``, a count of requests);
+    only the grabber writes ``taken`` (the count it has acted on). A request that lands while
+    the grabber reads one is seen as still pending and taken again: at worst one more rewind,
+    to the lowest seq, which the tracker's duplicate check absorbs."""
 
     def __init__(self, ctx=None):
         ctx = ctx or multiprocessing
-        self._seq = ctx.Value("q", -1)
-        self._fresh_ring = ctx.Value("b", 0)
+        self._seq, self._fresh = ctx.RawValue("q", -1), ctx.RawValue("b", 0)
+        self._made, self._taken = ctx.RawValue("q", 0), ctx.RawValue("q", 0)
 
     def request(self, seq: int, fresh_ring: bool = False) -> None:
-        with self._seq.get_lock():
-            if self._seq.value < 0 or seq < self._seq.value:
-                self._seq.value = int(seq)
-            self._fresh_ring.value = self._fresh_ring.value or int(fresh_ring)
+        if self.pending():
+            seq, fresh_ring = min(int(seq), self._seq.value), fresh_ring or bool(self._fresh.value)
+        self._seq.value, self._fresh.value = int(seq), int(fresh_ring)
+        self._made.value += 1
 
     def pending(self) -> bool:
-        return self._seq.value >= 0
+        return self._made.value > self._taken.value
 
     def take(self) -> tuple[int, bool] | None:
-        """(seq, fresh ring) of the pending request, cleared; None if there is none."""
-        with self._seq.get_lock():
-            seq, fresh = self._seq.value, bool(self._fresh_ring.value)
-            self._seq.value, self._fresh_ring.value = -1, 0
-        return None if seq < 0 else (seq, fresh)
+        """(seq, fresh ring) of the pending request, marked taken; None if there is none."""
+        made = self._made.value
+        if made <= self._taken.value:
+            return None
+        seq, fresh = self._seq.value, bool(self._fresh.value)
+        self._taken.value = made
+        return seq, fresh
 
 
 @dataclass
