@@ -242,7 +242,8 @@ class Service:
 
     # ---- specs: each stage's settings plus what is decided here (endpoints, security, CPUs, rings)
     def _grabber_specs(self) -> list[GrabberSpec]:
-        return [GrabberSpec(s, endpoint=ep, security=self.security, hwm=self.config.transport.hwm,
+        t = self.config.transport
+        return [GrabberSpec(s, endpoint=ep, security=self.security, hwm=t.hwm, queue_bytes=int(t.queue_mb * 2**20),
                             ring_slots=self._ring_slots(s), ring_prefix=self.ring_prefix)
                 for s, ep in zip(self.config.sources, self.endpoints.frames)]
 

@@ -115,7 +115,8 @@ def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold
     layout = TcpLayout.of(config)
     check_bind_host(layout.frames_bind[i], config.transport.allow_remote)
     spec = GrabberSpec(config.sources[i], endpoint=layout.frames_bind[i], security=config.security,
-                       hwm=config.transport.hwm, hold_open_s=hold_open_s)
+                       hwm=config.transport.hwm,
+                       queue_bytes=int(config.transport.queue_mb * 2**20), hold_open_s=hold_open_s)
     signals, reports = StopSignals(), WorkerReports("grabber", f"grabber {source_id}")
     server = reports.serve(metrics_endpoint, config.transport.allow_remote)
     grabber = Grabber(spec, signals.stop, _marking_finished(reports, signals), signals.release)

@@ -324,3 +324,24 @@ def test_a_live_source_keeps_at_most_hwm_frames_in_flight_in_its_ring(tmp_path):
     assert most_busy <= 3
     assert grabber.stats.dropped > 0 and got + grabber.stats.dropped == 200
     assert frame_ring.cleanup(prefix) == 0
+
+
+def test_large_frames_lower_the_frame_sockets_high_water_mark_and_lose_nothing(tmp_path):
+    """Frames sent inline are queued up to transport.queue_mb of pixels, not only hwm frames."""
+    video = write_test_video(tmp_path / "v.avi", frames=20)
+    height, width = decode_all(video)[0].shape[:2]
+    endpoint = f"ipc://{tmp_path}/f0"
+    release = threading.Event()
+    queue_bytes = 2 * width * height * 3 + 1  # room for two frames
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "s1"), endpoint, hwm=8, queue_bytes=queue_bytes),
+                      release=release)
+    thread = threading.Thread(target=grabber.run)
+    thread.start()
+    frames, controls = _receive_all(endpoint, delay_s=0.005)
+    release.set()
+    thread.join(10)
+    assert grabber.hwm == 2
+    assert [seq for _, seq in frames] == list(range(20)) and controls[-1].seq == 20
+    small = Grabber(GrabberSpec(SourceConfig(str(video), "s2"), f"ipc://{tmp_path}/f1", hwm=8), release=release)
+    small.run()  # released already: sends into the void and ends
+    assert small.hwm == 8  # 64 MB of these frames is more than 8

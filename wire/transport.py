@@ -52,7 +52,17 @@ class TransportConfig:
     base_port: int = setting(5550, minimum=1, maximum=65535)  # tcp: detections here, frames of source i on + 1 + i
     allow_remote: bool = False  # bind beyond loopback only when true
     hwm: int = setting(4, minimum=1)  # frames queued per socket
+    queue_mb: float = setting(64.0, above=0.0)  # ... and at most this many MB of pixels (large frames: fewer)
     shared_memory: bool = True  # ipc + raw frames: pixels go through a shared-memory ring, not the socket
+
+
+def frame_queue_hwm(hwm: int, frame_bytes: int, queue_bytes: int) -> int:
+    """The high-water mark of a socket carrying frames of ``frame_bytes`` each (0: the pixels
+    travel elsewhere, e.g. a shared-memory ring): ``hwm``, lowered so that the queue holds at
+    most ``queue_bytes`` of them, at least 1."""
+    if frame_bytes <= 0:
+        return hwm
+    return max(1, min(hwm, queue_bytes // frame_bytes))
 
 
 @dataclass(frozen=True)

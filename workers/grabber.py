@@ -33,7 +33,7 @@ import zmq
 
 from wire import messages
 from wire.frame_ring import RingWriter
-from wire.transport import Security, SocketFactory
+from wire.transport import frame_queue_hwm, Security, SocketFactory
 from base.errors import SourceError
 from base.settings import setting
 from base.types import Frame
@@ -94,7 +94,8 @@ class GrabberSpec:
     source: SourceConfig
     endpoint: str
     security: Security = field(default_factory=Security)
-    hwm: int = 4  # frames queued in the socket at most (transport.hwm)
+    hwm: int = 4  # frames queued in the socket at most (transport.hwm) ...
+    queue_bytes: int = 64 << 20  # ... and at most this many bytes of pixels (transport.queue_mb)
     hold_open_s: float = 120.0  # longest wait for downstream after the end marker
     ring_slots: int = 0  # >0: raw frames go through a shared-memory ring of this many slots (ipc only)
     ring_prefix: str = "vidtrack-ring"  # ring file names under /dev/shm start with this
@@ -175,12 +176,24 @@ class Grabber:
         self.meter = StageMeter()  # frames_in: decoded, frames_out: sent; reported as "metrics"
         self._dropped_metered = 0  # stats.dropped already counted into the meter
         self._factory = SocketFactory(spec.security)
-        self._socket = self._factory.bind(zmq.PUSH, spec.endpoint, hwm=spec.hwm)
+        self._socket = None  # bound once the source's frame size is known (_bind)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
             if spec.ring_slots > 0 and spec.encoding == "raw" else None
         self._motion = make_estimator(spec.camera_motion)  # None: no camera motion
 
     # ---- sending
+    def _bind(self, width: int = 0, height: int = 0) -> None:
+        """Bind the frame socket (once), its high-water mark lowered for large frames sent
+        through it (:func:`wire.transport.frame_queue_hwm`); ``width``/``height`` 0: not known."""
+        if self._socket is not None:
+            return
+        inline = self._ring is None or self.spec.encoding != "raw"  # the pixels travel in the messages
+        hwm = frame_queue_hwm(self.spec.hwm, width * height * 3 if inline else 0, self.spec.queue_bytes)
+        if hwm < self.spec.hwm:
+            log.info("%s: %dx%d frames: at most %d queued in the socket", self.spec.stream_id, width, height, hwm)
+        self._socket = self._factory.bind(zmq.PUSH, self.spec.endpoint, hwm=hwm)
+        self.hwm = hwm
+
     def _send(self, parts, blocking: bool = True, timeout_s: float | None = None) -> bool:
         """Send a message; while blocked, keep checking ``stop`` (or, with ``timeout_s``, wait at
         most that long whatever ``stop`` says). False if it was not sent."""
@@ -267,6 +280,7 @@ class Grabber:
         if too_large is not None:  # refused before a frame is decoded or a ring is made
             source.close()
             self._refuse(SourceError(f"cannot open {self.spec.url!r}: {too_large}"))
+        self._bind(info.width, info.height)
         live = info.live if self.spec.live is None else self.spec.live
         self.report(event="started", frames=info.frame_count, live=live)
         self._started = dict(source=self.spec.url, width=info.width, height=info.height,
@@ -297,6 +311,7 @@ class Grabber:
 
     def _give_up(self) -> GrabberStats:
         """The supervisor gave the stream up (its grabber kept dying): end it with the error."""
+        self._bind()
         self._send_until_released("stream.ended", seq=self.spec.resume_seq,
                                   reason=messages.reason_text(f"error: {self.spec.end_with_error}"), dropped=0)
         self._hold_open()
@@ -389,6 +404,7 @@ class Grabber:
         """End the stream at open with ``exc`` as its error (reported, sent as the end marker's
         reason, with no timeout: a detector may still be loading) and close; raises ``exc``."""
         self.report(event="error", message=str(exc))
+        self._bind()
         self._send_until_released("stream.ended", seq=self.spec.resume_seq,
                                   reason=messages.reason_text(f"error: {exc}"), dropped=0)
         self._hold_open()
