@@ -549,3 +549,41 @@ def test_ipc_sockets_live_in_a_private_folder_and_tcp_events_get_the_runs_keys(t
         factory.close()
         endpoints.cleanup()
     assert not folder.exists()
+
+
+def test_refused_curve_handshakes_reach_the_stage_metrics(tmp_path):
+    """A stranger with a key of its own, refused by the tracker's detections and events
+    sockets, shows up in the tracker's metrics report as bad messages, reason unauthorised_key."""
+    from vidtrack.commands.demo import free_tcp_port
+
+    keys = generate_keys(tmp_path / "keys")
+    spec = TrackerStageSpec(detections_endpoint=f"tcp://127.0.0.1:{free_tcp_port()}",
+                            events=EventsConfig(endpoint=f"tcp://127.0.0.1:{free_tcp_port()}"),
+                            expected_streams=["cam"], exit_when_done=False, security=Security(str(keys)))
+    reports, stop = [], threading.Event()
+    stage = TrackerStage(spec, stop, report=lambda **kw: reports.append(kw))
+    thread = threading.Thread(target=stage.run, daemon=True)
+    thread.start()
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)  # knows the server's public key, presents a key of its own
+    push.curve_publickey, push.curve_secretkey = zmq.curve_keypair()
+    push.curve_serverkey = zmq.auth.load_certificate(keys / "server.key")[0]
+    push.connect(spec.detections_endpoint)
+    try:
+        for _ in range(3):
+            push.send_multipart(_detections("cam", 0), flags=zmq.NOBLOCK) if push.poll(0, zmq.POLLOUT) else None
+            time.sleep(0.3)
+
+        def refused() -> int:
+            return sum(r.get("counts", {}).get("bad_messages", {}).get("unauthorised_key", 0)
+                       for r in reports if r.get("event") == "metrics")
+
+        deadline = time.monotonic() + 10
+        while refused() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert refused() >= 1 and refused() == stage._factory.refused_clients()
+        assert not [r for r in reports if r.get("event") == "frames"]  # nothing it sent was taken
+    finally:
+        stop.set()
+        thread.join(5)
+        ctx.destroy(linger=0)

@@ -150,6 +150,10 @@ class SocketFactory:
             raise ConfigError(f"security.keys_dir: cannot load the CURVE key {name} from {self._keys_dir}: {exc}"
                               ) from None
 
+    def refused_clients(self) -> int:
+        """Handshakes refused so far (unauthorised CURVE keys) on this factory's sockets."""
+        return sum(keys.refused for keys in self.authorised.values())
+
     def _start_auth(self) -> None:
         if self._auth is None:
             self._auth = ThreadAuthenticator(self.context)

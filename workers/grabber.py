@@ -174,7 +174,6 @@ class Grabber:
         self.report = report or (lambda **kw: None)
         self.stats = GrabberStats(sent=spec.resume_seq, captured=spec.resume_seq)
         self.meter = StageMeter()  # frames_in: decoded, frames_out: sent; reported as "metrics"
-        self._dropped_metered = 0  # stats.dropped already counted into the meter
         self._factory = SocketFactory(spec.security)
         self._socket = None  # bound once the source's frame size is known (_bind)
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
@@ -243,9 +242,10 @@ class Grabber:
         return self.rewind is not None and self.rewind.pending()
 
     def _report_metrics(self, force: bool = False) -> None:
-        """The meter to the supervisor when due, with the live drops counted since the last time."""
-        self.meter.count("dropped", self.spec.stream_id, self.stats.dropped - self._dropped_metered)
-        self._dropped_metered = self.stats.dropped
+        """The meter to the supervisor when due, with the live drops and the refused CURVE
+        handshakes counted since the last time."""
+        self.meter.count_to("dropped", self.spec.stream_id, self.stats.dropped)
+        self.meter.count_to("bad_messages", "unauthorised_key", self._factory.refused_clients())
         self.meter.report_if_due(self.report, force)
 
     def _control(self, kind: str, timeout_s: float | None = None, **fields) -> None:
@@ -353,6 +353,7 @@ class Grabber:
             self.report(event="ended", reason=reason, sent=self.stats.sent, dropped=0,
                         decode_errors=self.stats.decode_errors)
         while self.release is not None and not self.release.wait(0.1):
+            self._report_metrics()
             if self._rewind_pending():
                 return self._next_position()
         if self.release is None:

@@ -28,6 +28,7 @@ class StageMeter:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._counts: dict[str, Counter] = {name: Counter() for name in COUNTS}
+        self._totals: dict[tuple[str, str], int] = {}  # (count, key) -> the running total last seen (count_to)
         self._latency: dict[tuple[str, str], list] = {}  # (kind, stream) -> [bucket counts..., sum_s]
         self._depths: dict[tuple[str, str], int] = {}  # (queue, stream) -> items
         self._last_flush = time.monotonic()
@@ -37,6 +38,14 @@ class StageMeter:
         if n:
             with self._lock:
                 self._counts[name][key] += n
+
+    def count_to(self, name: str, key: str, total: int) -> None:
+        """Count ``name`` of ``key`` up to ``total``, a running total kept elsewhere (what it
+        grew by since the last call for this name and key)."""
+        with self._lock:
+            last = self._totals.get((name, key), 0)
+            self._totals[(name, key)] = total
+        self.count(name, key, total - last)
 
     def observe(self, kind: str, seconds: float, stream: str = "") -> None:
         """One latency of ``kind`` (e.g. "frame", "capture_to_event") in seconds."""

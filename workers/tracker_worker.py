@@ -458,7 +458,9 @@ class TrackerStage:
             self._report_progress_if_due(state, time.monotonic())
 
     def _report_metrics(self, force: bool = False) -> None:
-        """The meter to the supervisor when due, with each stream's reorder buffer depth."""
+        """The meter to the supervisor when due, with each stream's reorder buffer depth and the
+        refused CURVE handshakes."""
+        self.meter.count_to("bad_messages", "unauthorised_key", self._factory.refused_clients())
         if not (force or self.meter.due()):
             return
         for state in list(self.streams.values()):
