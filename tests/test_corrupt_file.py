@@ -94,3 +94,35 @@ def test_vidtrack_track_tracks_the_frames_after_the_damage(corrupt, tmp_path):
     assert len(ended) == 1
     assert ended[0]["reason"] == "eof" and ended[0]["decode_errors"] > 0
     assert abs(ended[0]["frames"] - decodable) <= 0.05 * decodable  # not 109 of 290: up to the real end
+
+
+def _decode_all(path: Path) -> list[tuple[float, np.ndarray]]:
+    with VideoSource(str(path)) as source:
+        frames = []
+        while (item := source.read()) is not None:
+            frames.append(item)
+    return frames
+
+
+@pytest.mark.parametrize("name", ["clean.mp4", "bad.mp4"])
+def test_a_seek_lands_on_the_frame_a_read_from_the_start_gives_and_decodes_few(corrupt, name):
+    """A rewound grabber seeks its file: after reading it once, seeking to frame k gives the
+    k-th decodable frame and its timestamp, bit for bit, decoding at most one mark interval
+    (of a clean file: the damaged region's undecodable frames are passed over too); on the
+    damaged file decodable frames are counted as they were the first time."""
+    path = corrupt[0].parent / name
+    expected = _decode_all(path)
+    with VideoSource(str(path)) as source:
+        while source.read() is not None:
+            pass
+        for target in (len(expected) - 7, len(expected) // 2 + 3, 40, 5, 0):
+            before = source.frames_decoded
+            source.seek(target)
+            decoded = source.frames_decoded - before
+            timestamp, image = source.read()
+            assert timestamp == expected[target][0], (name, target)
+            np.testing.assert_array_equal(image, expected[target][1])
+            if name == "clean.mp4":
+                assert decoded <= 32 + 1, (name, target, decoded)
+    if name == "clean.mp4":
+        assert source.seek_misses == 0  # libx264 with B-frames: the container seek is exact

@@ -372,16 +372,14 @@ class Grabber:
         return seq
 
     def _seek(self, source: VideoSource, position: int) -> VideoSource:
-        """``source`` reopened and advanced to frame ``position`` (decoded and skipped: exact,
-        where a container seek may land on another frame)."""
-        source.close()
-        source = self._open()
+        """``source`` at frame ``position`` (:meth:`VideoSource.seek`: exact, a container seek
+        checked against the frame it found, or decoded from the start)."""
         if self._motion is None:
-            source.skip(position)
+            source.seek(position)
         else:  # replay the frames the warp of frame ``position`` depends on: the warps sent again are the same
             self._motion.reset()
             start = replay_start(self._motion, position)
-            source.skip(start)
+            source.seek(start)
             for seq in range(start, position):
                 frame = source.read()
                 if frame is not None:

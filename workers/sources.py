@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+import zlib
 from dataclasses import dataclass
 
 import cv2
@@ -20,6 +21,14 @@ def source_kind(url: str | int) -> str:
     if url.lower().startswith(NETWORK_SCHEMES):
         return "network"
     return "file"
+
+
+SEEK_MARK_EVERY = 32  # frames between the marks a file seek starts from (16 bytes each: 0.5 MB per million frames)
+
+
+def _fingerprint(image: np.ndarray) -> int:
+    """A checksum of every 8th row and column of a decoded frame (tells frames apart, not a hash)."""
+    return zlib.crc32(np.ascontiguousarray(image[::8, ::8]).data)
 
 
 @dataclass
@@ -66,12 +75,8 @@ class VideoSource:
             ms = int(open_timeout_s * 1000)
             params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
         threads = [cv2.CAP_PROP_N_THREADS, int(decode_threads)] if self.kind != "camera" and decode_threads > 0 else []
-        self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params + threads)
-        if threads and not self._cap.isOpened():
-            # a backend that does not take the thread count refuses to open: try without it
-            self._cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
-        if not self._cap.isOpened():
-            raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
+        self._open_args = (target, params, threads)
+        self._cap = self._open_capture()
         width = int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         height = int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
@@ -80,6 +85,19 @@ class VideoSource:
         self._read = 0  # frames decoded
         self._position = 0  # frames read, decoded or not (files)
         self.decode_errors = 0
+        self._marks: dict[int, tuple[int, int]] = {}  # files: decodable frame -> (position, fingerprint), for seek
+        self.seek_misses = 0  # seeks whose marked frame came out another: read from the start instead
+        self.frames_decoded = 0  # decoded since open, sought and skipped ones included
+
+    def _open_capture(self):
+        target, params, threads = self._open_args
+        cap = cv2.VideoCapture(target, cv2.CAP_ANY, params + threads)
+        if threads and not cap.isOpened():
+            # a backend that does not take the thread count refuses to open: try without it
+            cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
+        if not cap.isOpened():
+            raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
+        return cap
 
     def read(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
         """The next frame as (timestamp s, uint8[H, W, 3] BGR), or None at the end.
@@ -98,10 +116,46 @@ class VideoSource:
             image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
         if self.kind == "file":
             timestamp = (self._position - 1) / self.info.fps
+            if self._read % SEEK_MARK_EVERY == 0 and self._read > 0:
+                self._marks[self._read] = (self._position - 1, _fingerprint(image))
         else:
             timestamp = time.time()
         self._read += 1
         return timestamp, image
+
+    def seek(self, frames: int) -> None:
+        """Go to decodable frame ``frames`` of a file (the next :meth:`read` returns it), as if
+        the file had been read from its start: the nearest frame marked before it (every
+        ``SEEK_MARK_EVERY`` frames read, with its position in the file and a fingerprint of its
+        pixels) is sought in the container, decoded and compared; on a match the rest is
+        decoded forward, else (a container that seeks elsewhere, open GOPs) the file is read
+        again from its start. Exact either way; a rewind near the end of a long file decodes
+        tens of frames, not the whole file."""
+        mark = max((m for m in self._marks if m < frames), default=None)
+        if mark is not None and self._seek_to_mark(mark):
+            self.skip(frames - mark - 1)
+            return
+        self._reopen()
+        self.skip(frames)
+
+    def _seek_to_mark(self, mark: int) -> bool:
+        """Seek to marked frame ``mark`` and decode it; whether it is the frame marked
+        (then the next read is frame ``mark + 1``)."""
+        position, fingerprint = self._marks[mark]
+        if not self._cap.set(cv2.CAP_PROP_POS_FRAMES, position):
+            return False
+        ok, image = self._cap.read()
+        self.frames_decoded += 1
+        if not ok or image is None or _fingerprint(image) != fingerprint:
+            self.seek_misses += 1
+            return False
+        self._position, self._read = position + 1, mark + 1
+        return True
+
+    def _reopen(self) -> None:
+        self._cap.release()
+        self._cap = self._open_capture()
+        self._position = self._read = 0
 
     def skip(self, frames: int) -> int:
         """Decode and drop the next ``frames`` decodable frames (undecodable ones are passed
@@ -111,6 +165,7 @@ class VideoSource:
         while skipped < frames:
             ok = self._cap.grab()
             self._position += 1
+            self.frames_decoded += 1
             if ok:
                 skipped += 1
             elif self.kind != "file" or self._position >= self.info.frame_count:
@@ -123,6 +178,7 @@ class VideoSource:
         while True:
             ok, image = self._cap.read(out) if out is not None else self._cap.read()
             self._position += 1
+            self.frames_decoded += 1
             if ok and image is not None:
                 return image
             if self.kind != "file" or self._position >= self.info.frame_count:
