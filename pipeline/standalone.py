@@ -9,12 +9,14 @@ the grabbers and the tracker are; binding is on ``transport.host``). With
 the grabbers' PUSH sockets share frames among the connected ones, and the tracker restores
 each stream's order.
 
-What a killed detector held (frames in its socket queues and its batch) is lost in this
-mode: there is no supervisor to re-send them. The tracker gives each missing frame up once
-later frames of its stream have waited ``reorder_timeout_s`` (2 s), counts it as skipped
-(``stream.ended``'s ``skipped``, ``vidtrack_skipped_frames_total``) and goes on in order;
-other streams only lose the frames of theirs the killed detector held. A file grabber's end
-marker goes to a live detector, so the streams still end.
+Nothing of a file is lost when a detector dies holding frames (its socket queues and its
+batch): each file grabber also binds a resend socket on ``base_port + 1 + n + i`` (n sources),
+and the tracker, once a missing frame's later ones have waited ``reorder_timeout_s`` (2 s),
+asks that grabber to send again from the frame missing (:class:`wire.messages.ResendRequest`;
+asked again with doubling waits, given up and counted as skipped only after six asks, as
+under the service). The grabber takes a request only for its own stream and never past what
+it has sent. A live stream's missing frames are given up after the reorder timeout and
+counted as skipped (``stream.ended``'s ``skipped``, ``vidtrack_skipped_frames_total``).
 """
 from __future__ import annotations
 
@@ -23,14 +25,18 @@ import signal
 import threading
 from dataclasses import dataclass
 
+import zmq
+
 from base.errors import ConfigError
 from pipeline.config import Config
 from pipeline.http_server import MetricsServer, parse_endpoint
 from pipeline.metrics import ServiceMetrics
 from pipeline.sinks import SinkSettings
-from wire.transport import check_bind_host
+from wire import messages
+from wire.transport import Security, SocketFactory, check_bind_host
 from workers.detector_worker import DetectorStage, DetectorStageSpec, load_models
-from workers.grabber import Grabber, GrabberSpec
+from workers.grabber import Grabber, GrabberSpec, RewindRequest
+from workers.sources import source_kind
 from workers.tracker_worker import TrackerStage, TrackerStageSpec
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,8 @@ class TcpLayout:
     detections_connect: str
     frames_bind: list[str]
     frames_connect: list[str]
+    resend_bind: list[str]  # source i's grabber takes the tracker's resend requests here
+    resend_connect: list[str]
 
     @classmethod
     def of(cls, config: Config) -> "TcpLayout":
@@ -51,20 +59,25 @@ class TcpLayout:
         if t.kind != "tcp":
             raise ConfigError(f'transport.kind: vidtrack worker connects stages over "tcp", got {t.kind!r}')
         grabbers, tracker = config.hosts.grabbers or t.host, config.hosts.tracker or t.host
-        ports = [t.base_port + 1 + i for i in range(len(config.sources))]
+        n = len(config.sources)
+        ports = [t.base_port + 1 + i for i in range(n)]
+        resend = [p + n for p in ports]
         return cls(detections_bind=f"tcp://{t.host}:{t.base_port}", detections_connect=f"tcp://{tracker}:{t.base_port}",
-                   frames_bind=[f"tcp://{t.host}:{p}" for p in ports], frames_connect=[f"tcp://{grabbers}:{p}" for p in ports])
+                   frames_bind=[f"tcp://{t.host}:{p}" for p in ports], frames_connect=[f"tcp://{grabbers}:{p}" for p in ports],
+                   resend_bind=[f"tcp://{t.host}:{p}" for p in resend],
+                   resend_connect=[f"tcp://{grabbers}:{p}" for p in resend])
 
 
 class WorkerReports:
     """What a stage reports, without a supervisor: metrics added up (served on ``--metrics``),
     errors and stream ends logged, the last ``ended`` kept."""
 
-    def __init__(self, stage: str, name: str = ""):
+    def __init__(self, stage: str, name: str = "", on_gap=None):
         self.stage, self.name = stage, name or stage  # name: e.g. "grabber cam1"
         self.metrics = ServiceMetrics(processes_up=lambda: {stage: True})
         self.errors: list[str] = []
         self.ended: dict | None = None
+        self.on_gap = on_gap  # (stream id, next seq) of a tracker's ask for lost frames
 
     def __call__(self, **report) -> None:
         event = report.get("event")
@@ -79,6 +92,8 @@ class WorkerReports:
                      report.get("reason"))
         elif event == "ready":
             log.info("%s ready", self.stage)
+        elif event == "gap" and self.on_gap is not None:
+            self.on_gap(str(report["stream"]), int(report["next_seq"]))
 
     def serve(self, endpoint: str, allow_remote: bool) -> MetricsServer | None:
         """``/metrics`` and ``/healthz`` of this worker on ``endpoint`` ("" = none)."""
@@ -105,6 +120,87 @@ class StopSignals:
         log.info("%s: stopping", signal.Signals(signum).name)
 
 
+RESEND_HWM = 16  # resend requests queued; the tracker asks again if one is lost
+RESEND_MAX_BYTES = 4096  # a resend request is ~60 bytes
+
+
+class ResendListener:
+    """A file grabber's resend socket: the tracker's :class:`~wire.messages.ResendRequest` for
+    this stream becomes a rewind of the grabber, never past the frames it has sent; anything
+    else is counted (the grabber's bad messages) and dropped. Runs on a thread of its own."""
+
+    def __init__(self, security: Security, endpoint: str, grabber: Grabber, stop: threading.Event):
+        self.endpoint, self.grabber, self.stop = endpoint, grabber, stop
+        self._factory = SocketFactory(security)
+        self._sock = self._factory.bind(zmq.PULL, endpoint, hwm=RESEND_HWM, max_message_bytes=RESEND_MAX_BYTES)
+        self._thread = threading.Thread(target=self._run, name="resend-listener", daemon=True)
+
+    def start(self) -> "ResendListener":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                if self._sock.poll(100):
+                    self.take(self._sock.recv_multipart())
+        finally:
+            self._factory.close()
+
+    def take(self, parts) -> bool:
+        """Act on one message; whether it was a valid request (now a rewind)."""
+        stream, sent = self.grabber.spec.stream_id, self.grabber.stats.sent
+        try:
+            request = messages.decode(parts)
+        except messages.ProtocolError as exc:
+            return self._refuse("malformed", f"a bad message on the resend socket: {exc}")
+        if not isinstance(request, messages.ResendRequest):
+            return self._refuse("wrong_type", f"a {request.TYPE} message on the resend socket")
+        if request.stream_id != stream:
+            return self._refuse("foreign", f"a resend request for stream {request.stream_id!r} on {stream!r}'s")
+        if request.seq > sent:
+            return self._refuse("out_of_range", f"a resend request from frame {request.seq}: {sent} sent so far")
+        log.warning("%s: the tracker asks for frames from %d again", stream, request.seq)
+        self.grabber.rewind.request(request.seq)
+        return True
+
+    def _refuse(self, reason: str, text: str) -> bool:
+        self.grabber.meter.count("bad_messages", reason)
+        log.warning("grabber %s: dropped %s", self.grabber.spec.stream_id, text)
+        return False
+
+    def join(self, timeout: float = 2.0) -> None:
+        self._thread.join(timeout)
+
+
+class ResendAsker:
+    """The tracker's side: its asks for lost file frames ("gap" reports), each sent to the
+    grabber of its stream; one not taken at once (that grabber is down) is dropped: the
+    tracker asks again."""
+
+    def __init__(self, security: Security, endpoints: dict[str, str]):
+        self._factory = SocketFactory(security)
+        self._socks = {sid: self._factory.connect(zmq.PUSH, ep, hwm=RESEND_HWM) for sid, ep in endpoints.items()}
+
+    def __call__(self, stream_id: str, seq: int) -> None:
+        sock = self._socks.get(stream_id)
+        if sock is None:
+            return
+        try:
+            sock.send_multipart(messages.encode(messages.ResendRequest(stream_id, seq)), flags=zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("%s: the grabber does not take resend requests now; asking again later", stream_id)
+
+    def close(self) -> None:
+        self._factory.close()
+
+
+def _file_sources(config: Config) -> list[int]:
+    """Indices of the sources that are files (lossless: their grabbers take resend requests)."""
+    return [i for i, s in enumerate(config.sources)
+            if not (s.live if s.live is not None else source_kind(s.url) != "file")]
+
+
 def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold_open_s: float = 30.0) -> int:
     """Serve one source's frames on its tcp port until the source ends (then hold the socket
     open ``hold_open_s`` or until a signal) or a stop. 0 when the stream ended well."""
@@ -119,13 +215,20 @@ def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold
                        queue_bytes=int(config.transport.queue_mb * 2**20), hold_open_s=hold_open_s)
     signals, reports = StopSignals(), WorkerReports("grabber", f"grabber {source_id}")
     server = reports.serve(metrics_endpoint, config.transport.allow_remote)
-    grabber = Grabber(spec, signals.stop, _marking_finished(reports, signals), signals.release)
+    is_file = i in _file_sources(config)
+    grabber = Grabber(spec, signals.stop, _marking_finished(reports, signals), signals.release,
+                      RewindRequest() if is_file else None)
+    done = threading.Event()
+    listener = ResendListener(config.security, layout.resend_bind[i], grabber, done).start() if is_file else None
     try:
         grabber.run()
     except Exception as exc:  # noqa: BLE001 - a source that cannot be opened: reported, exit 1
         log.error("grabber %s: %s", source_id, exc)
         return 1
     finally:
+        done.set()
+        if listener is not None:
+            listener.join()
         if server is not None:
             server.close()
     reason = str((reports.ended or {}).get("reason", ""))
@@ -172,13 +275,15 @@ def run_tracker(config: Config, metrics_endpoint: str = "") -> int:
     outputs = SinkSettings(o.dir, mot=o.mot, jsonl=o.jsonl, video=o.video) if o.dir else None
     spec = TrackerStageSpec(detections_endpoint=layout.detections_bind, tracker=config.tracker, events=config.events,
                             open_outputs=outputs, expected_streams=[s.id for s in config.sources],
-                            security=config.security, resent_on_loss=False)  # no supervisor to send again
-    signals, reports = StopSignals(), WorkerReports("tracker")
+                            security=config.security, resent_on_loss=True)  # file grabbers take resend requests
+    asker = ResendAsker(config.security, {config.sources[i].id: layout.resend_connect[i] for i in _file_sources(config)})
+    signals, reports = StopSignals(), WorkerReports("tracker", on_gap=asker)
     server = reports.serve(metrics_endpoint, config.transport.allow_remote)
     stage = TrackerStage(spec, signals.stop, reports)
     try:
         stage.run()
     finally:
+        asker.close()
         if server is not None:
             server.close()
     failed = False

@@ -31,7 +31,7 @@ from wire import frame_ring, messages
 from wire.transport import STAGES, SUBSCRIBERS, Security, SocketFactory, generate_keys
 from workers.detector_worker import DetectorStage, DetectorStageSpec
 from workers.detector_config import DetectorConfig
-from workers.grabber import Grabber, GrabberSpec, SourceConfig
+from workers.grabber import Grabber, GrabberSpec, RewindRequest, SourceConfig
 from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec, tracker_main
 
 pytestmark = pytest.mark.faults
@@ -586,4 +586,43 @@ def test_refused_curve_handshakes_reach_the_stage_metrics(tmp_path):
     finally:
         stop.set()
         thread.join(5)
+        ctx.destroy(linger=0)
+
+
+def test_a_grabbers_resend_socket_takes_only_its_streams_requests_within_what_it_sent(tmp_path):
+    """``vidtrack worker grabber``'s resend socket: forged, foreign, wrong-typed and
+    out-of-range requests (asking to skip frames never sent) are counted and dropped; a valid
+    one becomes a rewind."""
+    from pipeline.standalone import ResendListener
+
+    video = write_test_video(tmp_path / "v.avi", frames=5)
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), "cam"), f"ipc://{tmp_path}/f"), rewind=RewindRequest())
+    grabber.stats.sent = 100
+    done = threading.Event()
+    listener = ResendListener(Security(), f"ipc://{tmp_path}/resend", grabber, done).start()
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"ipc://{tmp_path}/resend")
+    try:
+        for _ in range(REPEAT):
+            push.send_multipart([b"\x00garbage"])
+            push.send_multipart(messages.encode(messages.ResendRequest("other", 3)))
+            push.send_multipart(messages.encode(messages.ResendRequest("cam", 101)))  # past what was sent
+            push.send_multipart(messages.encode(messages.StreamStalled("cam", 1.0)))
+        counted: dict[str, int] = {}
+        deadline = time.monotonic() + 10
+        while sum(counted.values()) < 4 * REPEAT and time.monotonic() < deadline:
+            for reason, n in grabber.meter.flush()["counts"].get("bad_messages", {}).items():
+                counted[reason] = counted.get(reason, 0) + n
+            time.sleep(0.05)
+        assert counted == {"malformed": REPEAT, "foreign": REPEAT, "out_of_range": REPEAT, "wrong_type": REPEAT}
+        assert not grabber.rewind.pending()
+        push.send_multipart(messages.encode(messages.ResendRequest("cam", 42)))
+        deadline = time.monotonic() + 10
+        while not grabber.rewind.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert grabber.rewind.take() == (42, False)
+    finally:
+        done.set()
+        listener.join()
         ctx.destroy(linger=0)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from base.types import Detections, Frame
 from wire import frame_ring, messages
+from wire.transport import Security
 from workers.detector_worker import DetectorStage, DetectorStageSpec
 from workers.detector_config import DetectorConfig
 from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec
@@ -24,7 +25,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 STAGE_FUZZ = settings(max_examples=25, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 MESSAGE_TYPES = (messages.FrameMessage, messages.DetectionsMessage, messages.StreamStarted,
-                 messages.StreamEnded, messages.StreamStalled, messages.StreamResumed)
+                 messages.StreamEnded, messages.StreamStalled, messages.StreamResumed, messages.ResendRequest)
 
 # ---------------------------------------------------------------- valid messages
 stream_ids = st.text("abcXYZ019._-", min_size=1, max_size=messages.MAX_STREAM_ID).filter(lambda s: s.strip("."))
@@ -78,6 +79,7 @@ stream_ended = st.builds(messages.StreamEnded, stream_ids, counts, st.text(print
 stream_stalled = st.builds(messages.StreamStalled, stream_ids, st.floats(0, messages.MAX_SECONDS))
 stream_resumed = st.builds(messages.StreamResumed, stream_ids, st.floats(0, messages.MAX_SECONDS))
 control_messages = st.one_of(stream_started, stream_ended, stream_stalled, stream_resumed)
+resend_requests = st.builds(messages.ResendRequest, stream_ids, counts)
 valid_messages = st.one_of(frame_messages(("raw", "jpeg")), detections_messages(), control_messages)
 
 
@@ -105,7 +107,7 @@ def _assert_same(decoded, message) -> None:
 
 # ---------------------------------------------------------------- (1) round trips
 @FUZZ
-@given(st.one_of(frame_messages(), detections_messages(), control_messages))
+@given(st.one_of(frame_messages(), detections_messages(), control_messages, resend_requests))
 def test_valid_messages_round_trip_equal(message):
     _assert_same(messages.decode(_as_bytes(messages.encode(message))), message)
 
@@ -243,7 +245,7 @@ def test_random_multipart_lists_decode_or_raise_protocol_error(parts):
 
 
 @FUZZ
-@given(st.sampled_from(sorted(messages.CONTROL_MESSAGES) + ["frame", "detections"]),
+@given(st.sampled_from(sorted(messages.CONTROL_MESSAGES) + ["frame", "detections", "resend"]),
        st.dictionaries(st.sampled_from(["seq", "index", "ts", "shape", "dtype", "encoding", "ring", "slot", "n",
                                         "dim", "source", "width", "height", "fps", "live", "frames", "classes",
                                         "reason", "dropped", "seconds"]), header_values),
@@ -421,3 +423,33 @@ def test_detector_receive_loop_keeps_running_on_fuzzed_messages(detector_stage, 
     assert [type(c) for c in ours] == [messages.StreamStarted, messages.StreamEnded]
     assert ours[0].classes == ("a", "b")
     assert stage.stats.bad_messages >= bad_before + sent_bad
+
+
+@pytest.fixture(scope="module")
+def resend_listener(tmp_path_factory):
+    """A file grabber's resend listener (``vidtrack worker grabber``), its grabber at 50 frames sent."""
+    from pipeline.standalone import ResendListener
+    from tests.helpers import write_test_video
+    from workers.grabber import Grabber, GrabberSpec, RewindRequest, SourceConfig
+
+    tmp = tmp_path_factory.mktemp("resend")
+    video = write_test_video(tmp / "v.avi", frames=3)
+    grabber = Grabber(GrabberSpec(SourceConfig(str(video), VALID_STREAM), f"ipc://{tmp}/f"), rewind=RewindRequest())
+    grabber.stats.sent = 50
+    done = threading.Event()
+    listener = ResendListener(Security(), f"ipc://{tmp}/r", grabber, done)
+    yield listener, grabber
+    done.set()
+    listener._factory.close()
+
+
+@FUZZ
+@given(st.one_of(mutated(), st.lists(st.binary(max_size=48), min_size=1, max_size=4),
+                 resend_requests.map(messages.encode),
+                 st.builds(messages.ResendRequest, st.just(VALID_STREAM), st.integers(0, 100)).map(messages.encode)))
+def test_the_resend_listener_rewinds_only_on_a_valid_request_of_its_stream(resend_listener, parts):
+    listener, grabber = resend_listener
+    message = _decodes_or_protocol_error(parts)
+    valid = isinstance(message, messages.ResendRequest) and message.stream_id == VALID_STREAM and message.seq <= 50
+    assert listener.take(parts) == valid
+    assert grabber.rewind.take() == ((message.seq, False) if valid else None)

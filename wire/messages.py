@@ -40,6 +40,9 @@ Control (grabber -> detector -> tracker), one part:
     :class:`StreamStalled` ``{"v", "type": "stream.stalled", "stream", "seconds": float}``;
     :class:`StreamResumed` ``{"v", "type": "stream.resumed", "stream", "seconds": float}``.
 
+Resend (tracker -> file grabber, stages started on their own), one part:
+    :class:`ResendRequest` ``{"v", "type": "resend", "stream", "seq": int}``.
+
 :func:`decode` raises :class:`ProtocolError` on anything malformed (and only that); stages
 count and drop such messages and never crash on them. :func:`encode` checks its header with
 the same rules, so whatever it sends decodes. Receivers set ``ZMQ_MAXMSGSIZE`` from
@@ -178,8 +181,20 @@ class StreamResumed:
     seconds: float
 
 
+@dataclass(frozen=True)
+class ResendRequest:
+    """The tracker asks a file grabber to send its stream again from frame ``seq`` (a frame
+    went missing: a detector died holding it). Only stages started on their own use it
+    (``vidtrack worker``); under the service the supervisor rewinds the grabbers itself."""
+
+    TYPE: ClassVar[str] = "resend"
+    stream_id: str
+    seq: int
+
+
 ControlMessage = Union[StreamStarted, StreamEnded, StreamStalled, StreamResumed]
-Message = Union[FrameMessage, DetectionsMessage, StreamStarted, StreamEnded, StreamStalled, StreamResumed]
+Message = Union[FrameMessage, DetectionsMessage, StreamStarted, StreamEnded, StreamStalled, StreamResumed,
+                ResendRequest]
 CONTROL_MESSAGES: dict[str, type] = {cls.TYPE: cls for cls in (StreamStarted, StreamEnded, StreamStalled,
                                                                  StreamResumed)}
 
@@ -563,6 +578,7 @@ _STARTED_KEYS = _COMMON_KEYS | {"source", "width", "height", "fps", "live", "fra
 _ENDED_KEYS = _COMMON_KEYS | {"seq", "reason", "dropped", "decode_errors"}
 _STALLED_KEYS = _COMMON_KEYS | {"seconds"}
 _RESUMED_KEYS = _COMMON_KEYS | {"seconds"}
+_RESEND_KEYS = _COMMON_KEYS | {"seq"}
 
 
 def _write_control(message: ControlMessage, jpeg_quality: int) -> list:
@@ -573,6 +589,8 @@ def _write_control(message: ControlMessage, jpeg_quality: int) -> list:
     elif isinstance(message, StreamEnded):
         fields = {"seq": message.seq, "reason": message.reason, "dropped": message.dropped,
                   "decode_errors": message.decode_errors}
+    elif isinstance(message, ResendRequest):
+        fields = {"seq": message.seq}
     else:
         fields = {"seconds": message.seconds}
     return [_json({"v": VERSION, "type": message.TYPE, "stream": message.stream_id, **fields})]
@@ -615,13 +633,19 @@ def _read_resumed(header: dict, parts, rings) -> StreamResumed:
     return StreamResumed(header["stream"], _float(header, "seconds", 0.0, MAX_SECONDS))
 
 
+def _read_resend(header: dict, parts, rings) -> ResendRequest:
+    _check_part_count(parts, "resend", 1)
+    _check_keys(header, _RESEND_KEYS)
+    return ResendRequest(header["stream"], _int(header, "seq"))
+
+
 _READERS = {
     "frame": _read_frame, "detections": _read_detections,
     "stream.started": _read_started, "stream.ended": _read_ended, "stream.stalled": _read_stalled,
-    "stream.resumed": _read_resumed,
+    "stream.resumed": _read_resumed, "resend": _read_resend,
 }
 _WRITERS = {
     FrameMessage: _write_frame, DetectionsMessage: _write_detections,
     StreamStarted: _write_control, StreamEnded: _write_control, StreamStalled: _write_control,
-    StreamResumed: _write_control,
+    StreamResumed: _write_control, ResendRequest: _write_control,
 }

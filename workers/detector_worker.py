@@ -220,10 +220,10 @@ class DetectorStage:
             self.meter.count("bad_messages", "malformed")
             log.warning("dropped a bad message: %s", exc)
             return None
-        if isinstance(message, messages.DetectionsMessage):
+        if not isinstance(message, (messages.FrameMessage, *messages.CONTROL_MESSAGES.values())):
             self.stats.bad_messages += 1
             self.meter.count("bad_messages", "wrong_type")
-            log.warning("dropped a detections message: the detector takes frames and control only")
+            log.warning("dropped a %s message: the detector takes frames and control only", message.TYPE)
             return None
         if stream is not None and message.stream_id != stream:
             self._drop_foreign(message, stream)
