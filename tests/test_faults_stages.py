@@ -443,3 +443,23 @@ def test_restart_budget_backs_off_exponentially_up_to_a_cap_and_recovers_over_ti
     assert budget.left == 1  # one restart back per budget_recovery_s
     assert budget.next_delay(5.0) == 0.5  # up longer than the cap: the backoff starts over
     assert describe_exit(-signal.SIGKILL) == "killed by SIGKILL" and describe_exit(1) == "exit code 1"
+
+
+@pytest.mark.faults
+def test_a_file_stream_whose_last_frames_and_end_marker_were_lost_is_asked_for_again(tmp_path):
+    """Nothing buffered and no end marker: the tracker would wait for ever. After
+    SILENCE_ASKS reorder timeouts of silence it asks for the frames from next_seq, the waits
+    doubling; what is sent again ends the stream with nothing skipped."""
+    reports = []
+    tracker = RunningTracker(_tracker(tmp_path, reports, timeout_s=0.05))
+    started = messages.StreamStarted("s", source="v.mp4", width=200, height=100, fps=25.0, live=False)
+    tracker.send(started, *[_detections_message(i) for i in range(3)])  # 3, 4 and the end marker lost
+    deadline = time.monotonic() + 5
+    while len([r for r in reports if r.get("event") == "gap"]) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    asks = [r for r in reports if r.get("event") == "gap"]
+    assert len(asks) >= 3 and {r["next_seq"] for r in asks} == {3}
+    tracker.send(*[_detections_message(i) for i in (3, 4)], messages.StreamEnded("s", 5, "eof"))
+    assert tracker.join(5)
+    state = tracker.stage.streams["s"]
+    assert state.ended and state.frames == 5 and state.skipped == 0

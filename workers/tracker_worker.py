@@ -65,6 +65,11 @@ MAX_STREAM_FPS = 240.0  # a source reporting more (an RTSP 90 kHz clock) is trac
 # so nothing waits for ever.
 GAP_RESENDS = 6
 GAP_ASK_MAX_S = 60.0
+# A file stream that has sent nothing at all for SILENCE_ASKS x reorder_timeout_s, with no end
+# marker, may have lost its last frames and the end marker with a dead stage: it is asked for
+# again from next_seq the same way (waits doubling, at most GAP_ASK_MAX_S), for as long as it
+# stays silent (nothing later is known, so nothing can be given up).
+SILENCE_ASKS = 5
 STALE_CHECK_S = 0.1  # streams waiting on a gap are looked at this often, however busy the socket
 
 
@@ -156,6 +161,7 @@ class StreamState:
     unreported_last_at: float = 0.0
     gap_asks: int = 0  # "gap" reports sent for the frame next_seq (file streams)
     gap_asked_at: float = 0.0  # time.monotonic() of the last one
+    heard_at: float = field(default_factory=time.monotonic)  # the stream's last message arrived then
 
 
 class TrackerStage:
@@ -233,6 +239,7 @@ class TrackerStage:
             return
         if not self._configured(message.stream_id):
             return
+        self._stream(message.stream_id).heard_at = time.monotonic()
         handler(message)
         self._drain(self._stream(message.stream_id))
 
@@ -455,7 +462,24 @@ class TrackerStage:
         for state in list(self.streams.values()):
             if state.buffer or (state.end is not None and not state.ended):
                 self._drain(state)
+            elif self.spec.resent_on_loss and state.started is not None and not state.started.live \
+                    and not state.ended:
+                self._ask_if_silent(state, time.monotonic())
             self._report_progress_if_due(state, time.monotonic())
+
+    def _ask_if_silent(self, state: StreamState, now: float) -> None:
+        """A file stream silent for ``SILENCE_ASKS`` reorder timeouts, nothing buffered and
+        no end marker: ask for its frames from ``next_seq`` again (waits doubling)."""
+        silence = SILENCE_ASKS * self.spec.reorder_timeout_s
+        wait = min(silence * 2 ** max(state.gap_asks - 1, 0), GAP_ASK_MAX_S)
+        if now - state.heard_at < silence or (state.gap_asks and now - state.gap_asked_at < wait):
+            return
+        state.gap_asks += 1
+        state.gap_asked_at = now
+        self.meter.count("gap_resends", state.stream_id)
+        log.warning("%s: nothing heard for %.0f s after frame %d; asking for the frames from there again",
+                    state.stream_id, now - state.heard_at, state.next_seq)
+        self.report(event="gap", stream=state.stream_id, next_seq=state.next_seq)
 
     def _report_metrics(self, force: bool = False) -> None:
         """The meter to the supervisor when due, with each stream's reorder buffer depth and the
