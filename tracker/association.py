@@ -69,12 +69,16 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``) and
     its cosine distance below ``appearance_threshold``; ``cost`` (the IoU cost) elsewhere."""
     iou_distance = 1.0 - ctx.iou[rows[:, None], dets]
-    near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
-    if not near.any():
+    r, c = np.nonzero(iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9))
+    if len(r) == 0:
         return cost
-    cosine = table.appearance.distance(rows, ctx.detections.embeddings[dets])
-    near &= cosine < cfg.appearance_threshold
-    return np.where(near, np.minimum(cost, 0.5 * cosine), cost)
+    # only the close pairs' cosines (about one per detection, not tracks x detections)
+    cosine = table.appearance.pair_distance(rows[r], ctx.detections.embeddings[dets[c]])
+    similar = cosine < cfg.appearance_threshold
+    r, c = r[similar], c[similar]
+    fused = cost.copy()
+    fused[r, c] = np.minimum(cost[r, c], 0.5 * cosine[similar])
+    return fused
 
 
 def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:

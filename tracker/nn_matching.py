@@ -128,6 +128,16 @@ class AppearanceBank:
                 self.galleries[r] = Gallery(self.budget)
         self.has[rows] = False
 
+    def pair_distance(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
+        """Cosine distance float32[K] of track ``rows[k]`` to ``features[k]`` float32[K, D]
+        (2 for a row without a feature): :meth:`distance` of K pairs only, not of every row
+        against every feature."""
+        if self.ema is None or self.vectors is None or len(rows) == 0:
+            return np.array([self.distance(rows[k:k + 1], features[k:k + 1])[0, 0] for k in range(len(rows))],
+                            np.float32).reshape(len(rows))
+        d = 1.0 - np.einsum("ij,ij->i", self.vectors[rows], np.asarray(features, np.float32))
+        return np.where(self.has[rows], d, np.float32(2.0)).astype(np.float32, copy=False)
+
     def distance(self, rows: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Cosine distance float32[len(rows), N] of those tracks to features float32[N, D]."""
         if self.ema is None:
