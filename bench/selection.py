@@ -30,6 +30,7 @@ KNOBS: dict[str, tuple] = {
     "association": ("cascade",),  # appearance: DeepSORT's cascade instead of the fused (BoT-SORT) cost
     "appearance_threshold": (0.05, 0.4),
     "appearance_iou_gate": (0.3,),
+    "appearance_isolation_iou": (0.5, 0.3, 0.1, 0.0),  # appearance only for detections overlapping no other
     "appearance": (False,),  # with frames: motion only all the same
     "camera_motion": ("none",),  # with frames: no camera-motion compensation
 }

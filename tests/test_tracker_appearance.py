@@ -87,3 +87,20 @@ def test_appearance_settings_are_validated():
         TrackerConfig(appearance_iou_gate=-0.1)
     with pytest.raises(ConfigError, match="tracker.appearance_threshold"):
         TrackerConfig(appearance_threshold=3.0)
+
+
+@pytest.mark.parametrize("isolation, swapped", [(1.0, True), (0.1, False)])
+def test_overlapping_detections_leave_the_choice_to_geometry_below_the_isolation_iou(isolation, swapped):
+    """Two overlapping tracks (A: E0, B: E1) meet two overlapping detections whose embeddings
+    look like the other track's (boxes holding parts of both people): with every detection's
+    appearance in use the fused cost swaps them; with ``appearance_isolation_iou`` below their
+    overlap the IoU decides."""
+    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0,
+                              appearance_isolation_iou=isolation))
+    for f in range(3):
+        t.update(_dets([[100, 50, 140, 150], [108, 50, 148, 150]], [0.9, 0.9], [E0, E1]), f)
+    s = t.update(_dets([[101, 50, 141, 150], [107, 50, 147, 150]], [0.9, 0.9], [E1, E0]), 3)
+    ids = {round(float(x.box[0])): x.track_id for x in s if x.time_since_update == 0}
+    assert len(ids) == 2
+    first = min(ids)  # the track that took the detection at x = 101
+    assert (ids[first] == 2) is swapped

@@ -66,10 +66,14 @@ def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: 
 def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, rows: np.ndarray, dets: np.ndarray,
                     cost: np.ndarray) -> np.ndarray:
     """BoT-SORT's fused cost float[len(rows), len(dets)]: min(cost, cosine / 2) where the
-    pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``) and
-    its cosine distance below ``appearance_threshold``; ``cost`` (the IoU cost) elsewhere."""
+    pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``), its
+    cosine distance below ``appearance_threshold`` and the detection overlaps no other by
+    more than ``appearance_isolation_iou``; ``cost`` (the IoU cost) elsewhere."""
     iou_distance = 1.0 - ctx.iou[rows[:, None], dets]
-    r, c = np.nonzero(iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9))
+    near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
+    if cfg.appearance_isolation_iou < 1.0:
+        near &= (ctx.overlap[dets] <= cfg.appearance_isolation_iou)[None, :]
+    r, c = np.nonzero(near)
     if len(r) == 0:
         return cost
     # only the close pairs' cosines (about one per detection, not tracks x detections)

@@ -82,6 +82,10 @@ class TrackerConfig:
         high-score detections (never the low-score round) whose largest IoU with any other
         detection of the frame is at most this (1 = no occlusion check). A new track whose
         first detection fails it starts with an empty gallery.
+    appearance_isolation_iou: "fused" only: appearance may lower the costs of a detection only
+        if its largest IoU with any other detection of the frame is at most this (1 = every
+        detection): a box that overlaps another holds parts of two people, and its embedding
+        is the least reliable exactly where the choice between two tracks is made.
 
     Defaults: ``max_age_s`` 2.4 and ``max_iou_distance`` 0.9 were chosen by leave-one-sequence-
     out over bench/tracker.py's pool of 12 sequences (MOT15 TUD-Campus, TUD-Stadtmitte and
@@ -133,6 +137,7 @@ class TrackerConfig:
     appearance_iou_gate: float = setting(0.5, minimum=0.0, maximum=1.0)
     appearance_threshold: float = setting(0.25, minimum=0.0, maximum=2.0)
     appearance_occlusion_iou: float = setting(0.5, minimum=0.0, maximum=1.0)
+    appearance_isolation_iou: float = setting(1.0, minimum=0.0, maximum=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self, "tracker")

@@ -26,7 +26,9 @@ class MatchContext:
     pairs the IoU rounds / the appearance round may not match (other class; outside the
     Mahalanobis gate where that round is gated); trusted bool[N]: detections whose embedding
     may update a gallery (appearance in use, score >= ``high_score_threshold``, largest IoU
-    with another detection of the frame <= ``appearance_occlusion_iou``).
+    with another detection of the frame <= ``appearance_occlusion_iou``); overlap float[N]:
+    each detection's largest IoU with another detection of the frame (0 alone; computed only
+    with appearance in use, else zeros).
     """
 
     frame: int
@@ -44,6 +46,7 @@ class MatchContext:
     iou_infeasible: np.ndarray
     appearance_infeasible: np.ndarray
     trusted: np.ndarray
+    overlap: np.ndarray
 
 
 def match_context(table: TrackTable, detections: Detections, frame: int, dt: int, cfg: TrackerConfig) -> MatchContext:
@@ -65,6 +68,7 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         gated = infeasible | _outside_gate(table.kf, z, cfg.gating_position_only)
     iou = iou_matrix(table.predicted_boxes(), dets.boxes)
     iou_cost = 1.0 - (iou * np.clip(scores, 0.0, 1.0)[None, :] if cfg.fuse_score else iou)
+    overlap = _overlap(dets) if use_appearance else np.zeros(len(dets))
     return MatchContext(
         frame, dt, dets, z,
         high=np.flatnonzero(scores >= cfg.high_score_threshold), low=np.flatnonzero(scores < cfg.high_score_threshold),
@@ -72,19 +76,18 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         time_since_update=table.time_since_update(), class_ids=class_ids, iou=iou, iou_cost=iou_cost,
         iou_infeasible=gated if cfg.iou_gating else infeasible,
         appearance_infeasible=gated if cfg.gating else infeasible,
-        trusted=_trusted(dets, cfg) if use_appearance else np.zeros(len(dets), bool))
+        trusted=(dets.scores >= cfg.high_score_threshold) & (overlap <= cfg.appearance_occlusion_iou)
+        if use_appearance else np.zeros(len(dets), bool),
+        overlap=overlap)
 
 
-def _trusted(dets: Detections, cfg: TrackerConfig) -> np.ndarray:
-    """bool[N]: high-score detections not overlapping another one by more than
-    ``appearance_occlusion_iou`` IoU (their embedding is of one object)."""
-    trusted = dets.scores >= cfg.high_score_threshold
-    high = np.flatnonzero(trusted)
-    if cfg.appearance_occlusion_iou < 1.0 and len(high) and len(dets) > 1:
-        overlap = iou_matrix(dets.boxes[high], dets.boxes)  # [H, N]
-        overlap[np.arange(len(high)), high] = 0.0
-        trusted[high] = overlap.max(axis=1) <= cfg.appearance_occlusion_iou
-    return trusted
+def _overlap(dets: Detections) -> np.ndarray:
+    """float[N]: each detection's largest IoU with another detection (0 for a lone one)."""
+    if len(dets) < 2:
+        return np.zeros(len(dets))
+    iou = iou_matrix(dets.boxes, dets.boxes)
+    np.fill_diagonal(iou, 0.0)
+    return iou.max(axis=1)
 
 
 def _outside_gate(kf, z: np.ndarray, position_only: bool) -> np.ndarray:
