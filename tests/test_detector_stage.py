@@ -141,3 +141,35 @@ def test_an_error_in_the_prefetch_thread_ends_the_stage_with_it(sockets, detecto
         thread.join(10)
     assert not thread.is_alive()
     assert len(errors) == 1 and "resize mode must be one of" in str(errors[0])
+
+
+def test_more_streams_than_a_batch_holds_all_get_their_turn(tmp_path, detector):
+    """16 grabbers, batches of 4, every socket full: each batch's receive rounds start one
+    socket further on, so over 16 batches every stream gets frames (not only the first four)."""
+    ctx = zmq.Context()
+    pushes, endpoints = [], []
+    for i in range(16):
+        sock = ctx.socket(zmq.PUSH)
+        sock.bind(f"ipc://{tmp_path}/f{i}")
+        pushes.append(sock)
+        endpoints.append(f"ipc://{tmp_path}/f{i}")
+    spec = DetectorStageSpec(endpoints, f"ipc://{tmp_path}/d", DetectorConfig(batch_size=4, batch_wait_ms=50),
+                             frame_streams=[f"s{i}" for i in range(16)])
+    stage = DetectorStage(spec, detector, None)
+    try:
+        image = np.zeros((16, 16, 3), np.uint8)
+        for i, sock in enumerate(pushes):
+            for seq in range(8):
+                sock.send_multipart(messages.encode(messages.FrameMessage(Frame(f"s{i}", seq, seq / 25, image), seq)))
+        time.sleep(0.5)  # every socket's queue filled
+        taken: dict[str, int] = {}
+        for _ in range(16):
+            for frame, _ in stage._receive_batch():
+                taken[frame.stream_id] = taken.get(frame.stream_id, 0) + 1
+        assert sorted(taken) == sorted(f"s{i}" for i in range(16)), taken
+        assert max(taken.values()) - min(taken.values()) <= 4, taken
+    finally:
+        stage._factory.close()
+        for sock in pushes:
+            sock.close(0)
+        ctx.term()

@@ -148,6 +148,7 @@ class DetectorStage:
         self._pulls = [(self._factory.connect(zmq.PULL, endpoint, hwm=max(spec.hwm, spec.batch_size),
                                               max_message_bytes=messages.MAX_FRAME_PART_BYTES), stream)
                        for endpoint, stream in zip(spec.frame_endpoints, streams)]
+        self._next_socket = 0  # the frame socket the next receive round starts with
         self._poller = zmq.Poller()
         for sock, _ in self._pulls:
             self._poller.register(sock, zmq.POLLIN)
@@ -178,7 +179,12 @@ class DetectorStage:
         """Take at most one message from each frame socket (until the batch is full); False
         when none had one."""
         got = False
-        for sock, stream in self._pulls:
+        # each round starts one socket further on: with more streams than a batch holds, the
+        # first ones in the list would otherwise fill every batch (16 live streams, batches
+        # of 8: streams 9-16 got 5 frames each in a minute, streams 1-8 got 253)
+        start = self._next_socket
+        self._next_socket = (start + 1) % len(self._pulls)
+        for sock, stream in self._pulls[start:] + self._pulls[:start]:
             if len(batch) >= self.spec.batch_size:
                 break
             try:
