@@ -7,14 +7,15 @@ the queue's write lock or sleeps in ``Event.wait`` leaves the others' reports st
 another child's reports in 6 of 20 tries, and a supervisor so deaf never ends). So nothing here is shared between
 children or locked across processes:
 
-- :class:`ReportPipe`: one pipe per child process, written only by that child (a thread
-  lock inside it), read only by the supervisor; a dead child's pipe is read to its end
-  and closed, a new process gets a new pipe.
+- :class:`ReportPipe`: one pipe per child process, written only by that child (by a
+  thread of its own, so that a report never blocks the stage), read only by the supervisor;
+  a dead child's pipe is read to its end and closed, a new process gets a new pipe.
 - :class:`SharedFlag`: a byte in shared memory, written by the supervisor, polled by the
   children (``is_set``/``wait`` like ``threading.Event``).
 """
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ import time
 log = logging.getLogger(__name__)
 
 FLAG_POLL_S = 0.01  # how often SharedFlag.wait looks at the flag
+DRAIN_PER_PIPE = 256  # reports read from one child's pipe per drain, before the next pipe's
 
 
 class SharedFlag:
@@ -52,15 +54,48 @@ class SharedFlag:
 
 
 class ReportPipe:
-    """The child's end of its report pipe: ``put(report)`` from any of its threads."""
+    """The child's end of its report pipe: ``put(report)`` from any of its threads, never
+    blocking (a writer thread sends; a supervisor that stopped reading, e.g. while it
+    shuts down, must not stop the child), :meth:`flush` before the child exits."""
 
     def __init__(self, connection):
         self._connection = connection
-        self._lock = threading.Lock()
+        self._pending: collections.deque = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._start = threading.Lock()
+        self._writer: threading.Thread | None = None
 
     def put(self, report: dict) -> None:
-        with self._lock:
-            self._connection.send(report)
+        self._idle.clear()
+        self._pending.append(report)
+        if self._writer is None:
+            with self._start:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write, name="reports", daemon=True)
+                    self._writer.start()
+        self._wake.set()
+
+    def _write(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                try:
+                    self._connection.send(self._pending.popleft())
+                except (OSError, ValueError):  # the supervisor is gone: nobody to tell
+                    self._pending.clear()
+                    self._idle.set()
+                    return
+            self._idle.set()
+            if self._pending:  # put() between the loop's end and set(): go round again
+                self._idle.clear()
+                self._wake.set()
+
+    def flush(self, timeout: float = 2.0) -> bool:
+        """Wait up to ``timeout`` s until every report was written; whether they were."""
+        return self._idle.wait(timeout) if self._pending or not self._idle.is_set() else True
 
     def __getstate__(self):
         return {"connection": self._connection}
@@ -92,7 +127,9 @@ class Reports:
         reports = []
         for reader in list(self._readers):
             try:
-                while reader.poll():
+                for _ in range(DRAIN_PER_PIPE):  # a chatty child does not starve the others
+                    if not reader.poll():
+                        break
                     reports.append(reader.recv())
             except (EOFError, OSError):  # the child is gone (killed mid-report: the rest is lost with it)
                 self._close(reader)

@@ -105,6 +105,8 @@ def _child(target, args: tuple, report_queue, verbose: bool, cpus=None) -> None:
         report_queue.put({"stage": mp.current_process().name, "event": "crashed",
                           "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
         raise SystemExit(1)
+    finally:
+        report_queue.flush()  # the last reports (stats, the end) before the process goes
 
 
 @dataclass

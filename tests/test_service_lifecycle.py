@@ -3,6 +3,7 @@ cleanly, exit codes that say what happened, CURVE secret keys that only their ow
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection
 import os
 import signal
 import stat
@@ -18,6 +19,7 @@ from base.paths import DEFAULT_DETECTOR
 from pipeline.service import _child, process_title
 from vidtrack.commands.demo import free_tcp_port
 from vidtrack.synthetic import SceneConfig, write_scene
+from pipeline.channels import Reports
 from wire import frame_ring
 from wire.transport import generate_keys
 
@@ -35,10 +37,15 @@ def report_own_title(spec, stop, report_queue) -> None:
 def test_every_child_process_names_itself(name, title):
     assert process_title(name) == title
     ctx = mp.get_context("spawn")
-    reports = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(report_own_title, (None, None), reports, False), name=name)
+    reports = Reports(ctx)
+    pipe, writer = reports.new_pipe()
+    proc = ctx.Process(target=_child, args=(report_own_title, (None, None), pipe, False), name=name)
     proc.start()
-    seen = [reports.get(timeout=60) for _ in range(2)]  # the CPUs it runs on, then the title
+    writer.close()
+    seen, deadline = [], time.monotonic() + 60
+    while len(seen) < 2 and time.monotonic() < deadline:  # the CPUs it runs on, then the title
+        mp.connection.wait(reports.handles(), 0.1)
+        seen += reports.drain()
     proc.join(10)
     assert proc.exitcode == 0
     assert {"title": title} in seen
