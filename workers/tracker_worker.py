@@ -349,12 +349,16 @@ class TrackerStage:
             log.error("%s: frames %d.. lost and not sent again after %d asks; skipping them",
                       state.stream_id, state.next_seq, GAP_RESENDS)
             return True
+        self._ask(state, now, f"frame {state.next_seq} missing without a stage dying; asking for it again")
+        return False
+
+    def _ask(self, state: StreamState, now: float, why: str) -> None:
+        """One "gap" report for ``state``'s frames from ``next_seq`` (counted, logged with ``why``)."""
         state.gap_asks += 1
         state.gap_asked_at = now
         self.meter.count("gap_resends", state.stream_id)
-        log.warning("%s: frame %d missing without a stage dying; asking for it again", state.stream_id, state.next_seq)
+        log.warning("%s: %s", state.stream_id, why)
         self.report(event="gap", stream=state.stream_id, next_seq=state.next_seq)
-        return False
 
     def _fits_stream(self, state: StreamState, msg: messages.DetectionsMessage) -> bool:
         """Whether ``msg`` can follow the stream's frames so far: a later frame index, and
@@ -474,19 +478,15 @@ class TrackerStage:
         wait = min(silence * 2 ** max(state.gap_asks - 1, 0), GAP_ASK_MAX_S)
         if now - state.heard_at < silence or (state.gap_asks and now - state.gap_asked_at < wait):
             return
-        state.gap_asks += 1
-        state.gap_asked_at = now
-        self.meter.count("gap_resends", state.stream_id)
-        log.warning("%s: nothing heard for %.0f s after frame %d; asking for the frames from there again",
-                    state.stream_id, now - state.heard_at, state.next_seq)
-        self.report(event="gap", stream=state.stream_id, next_seq=state.next_seq)
+        self._ask(state, now, f"nothing heard for {now - state.heard_at:.0f} s after frame {state.next_seq}; "
+                              "asking for the frames from there again")
 
     def _report_metrics(self, force: bool = False) -> None:
         """The meter to the supervisor when due, with each stream's reorder buffer depth and the
         refused CURVE handshakes."""
-        self.meter.count_to("bad_messages", "unauthorised_key", self._factory.refused_clients())
         if not (force or self.meter.due()):
             return
+        self.meter.count_to("bad_messages", "unauthorised_key", self._factory.refused_clients())
         for state in list(self.streams.values()):
             self.meter.depth("reorder_buffer", len(state.buffer), state.stream_id)
         self.meter.report_if_due(self.report, force)
