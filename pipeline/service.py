@@ -54,7 +54,6 @@ from workers.tracker_worker import TrackerStageSpec, tracker_main
 from base.errors import ConfigError
 from wire.transport import Security, check_bind_host, ephemeral_security, is_loopback
 from workers.grabber import GrabberSpec, RewindRequest, grabber_main
-from workers.sources import source_kind
 
 log = logging.getLogger(__name__)
 
@@ -383,7 +382,7 @@ class Service:
         children += [Child(f"detector-{i}", "detector", detector_spec, budget())
                      for i in range(self.config.detector.workers)]
         for spec in self._grabber_specs():
-            live = spec.live if spec.live is not None else source_kind(spec.url) != "file"
+            live = spec.source.is_live
             children.append(Child(f"grabber-{spec.stream_id}", "grabber", spec, budget(), stream=spec.stream_id,
                                   live=live, rewind=None if live else RewindRequest(self.ctx)))
         for child in children:

@@ -36,7 +36,6 @@ from wire import messages
 from wire.transport import Security, SocketFactory, check_bind_host
 from workers.detector_worker import DetectorStage, DetectorStageSpec, load_models
 from workers.grabber import Grabber, GrabberSpec, RewindRequest
-from workers.sources import source_kind
 from workers.tracker_worker import TrackerStage, TrackerStageSpec
 
 log = logging.getLogger(__name__)
@@ -197,8 +196,7 @@ class ResendAsker:
 
 def _file_sources(config: Config) -> list[int]:
     """Indices of the sources that are files (lossless: their grabbers take resend requests)."""
-    return [i for i, s in enumerate(config.sources)
-            if not (s.live if s.live is not None else source_kind(s.url) != "file")]
+    return [i for i, s in enumerate(config.sources) if not s.is_live]
 
 
 def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold_open_s: float = 30.0) -> int:

@@ -40,7 +40,7 @@ from base.types import Frame
 from detector.camera_motion import DEFAULT_METHOD as DEFAULT_CAMERA_MOTION, METHODS as CAMERA_MOTION_METHODS, make_estimator
 from detector.camera_motion import replay_start
 from workers.meter import StageMeter
-from workers.sources import VideoSource
+from workers.sources import VideoSource, source_kind
 
 log = logging.getLogger(__name__)
 END_MARKER_TIMEOUT_S = 10.0
@@ -80,6 +80,11 @@ class SourceConfig:
     decode_threads: int = setting(1, minimum=0)  # FFmpeg decoding threads (0 = OpenCV's default, one per core)
     # camera motion sent with each frame for the tracker: "sparse_flow" (BoT-SORT's GMC) or "none" (a still camera)
     camera_motion: str = setting(DEFAULT_CAMERA_MOTION, choices=CAMERA_MOTION_METHODS)
+
+    @property
+    def is_live(self) -> bool:
+        """``live``, or where it is None what the url says: a file is not live, cameras and URLs are."""
+        return self.live if self.live is not None else source_kind(self.url) != "file"
 
 
 def _from_source(name: str) -> property:
@@ -176,6 +181,7 @@ class Grabber:
         self.meter = StageMeter()  # frames_in: decoded, frames_out: sent; reported as "metrics"
         self._factory = SocketFactory(spec.security)
         self._socket = None  # bound once the source's frame size is known (_bind)
+        self.hwm = spec.hwm  # the frame socket's high-water mark, lowered by _bind for large frames
         self._ring = RingWriter(f"{spec.ring_prefix}-{spec.stream_id}", spec.ring_slots) \
             if spec.ring_slots > 0 and spec.encoding == "raw" else None
         self._motion = make_estimator(spec.camera_motion)  # None: no camera motion
