@@ -95,7 +95,7 @@ class ReportPipe:
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Wait up to ``timeout`` s until every report was written; whether they were."""
-        return self._idle.wait(timeout) if self._pending or not self._idle.is_set() else True
+        return self._idle.wait(timeout)
 
     def __getstate__(self):
         return {"connection": self._connection}
