@@ -23,7 +23,8 @@ IDF1 / MOTA / IDSW / AssA of the vidtrack defaults, the held-out choices, and th
 ``--legacy`` adds the older tables on the MOT15 inputs: A (FRCNN dets), B (public ACF dets +
 DeepSORT features), D (A after offline gap interpolation), the ablation, C / C' (generated
 scenes seeds 1-2) and the held-out seeds 3-10. Scores: TrackEval via vidtrack.evaluation.
-Speed: tracker update calls per second (only the update call is timed).
+Speed: tracker update calls per second (only the update call is timed), 50 objects, vidtrack
+and every peer on the same stream in the same run, with the ratios.
 """
 from __future__ import annotations
 
@@ -272,11 +273,14 @@ def _time_updates(frames, cfg) -> tuple[float, float]:
     return len(frames) / (time.perf_counter() - w0), len(frames) / max(time.process_time() - c0, 1e-9)
 
 
-def speed() -> None:
+def speed(peers: bool = True) -> None:
     """Update rate with 50 objects: the best of 5 runs, wall clock and CPU time (the box is
-    shared, so CPU-time rates are the steadier number; both come from the same runs)."""
+    shared, so CPU-time rates are the steadier number; both come from the same runs). With
+    ``peers``, every peer tracker runs the same stream in the same run (bench/peer_runner.py;
+    the 128-d embeddings go to deep-sort-realtime) and the ratios are vidtrack's over theirs."""
     print(f"\n## speed: 50 objects, 300 frames, tracker.update calls per second (best of 5); load {os.getloadavg()[0]:.1f}")
     print(f"{'update':<26}{'kalman':>10}{'wall f/s':>10}{'cpu f/s':>10}")
+    ours = {}
     for label, dim in (("motion-only", 0), ("full (128-d embeddings)", 128)):
         frames = synthetic_stream(50, 300, dim)
         best = {}
@@ -288,6 +292,35 @@ def speed() -> None:
               f"{best['batched'][1] / best['filterpy'][1]:>10.2f}")
         runs = [_time_updates(frames, TrackerConfig(oru=True)) for _ in range(5)]
         print(f"{label + ' +ORU':<26}{'batched':>10}{max(r[0] for r in runs):>10.0f}{max(r[1] for r in runs):>10.0f}")
+        ours[dim] = best["batched"][0]
+    if peers:
+        peer_speed(synthetic_stream(50, 300, 128), ours[0], ours[128])
+
+
+def peer_speed(frames: list[Detections], motion_fps: float, full_fps: float) -> None:
+    """Each peer's update rate on ``frames`` (the speed stream, with its embeddings), timed
+    around each peer's own update call and its input / output conversion (bench/peer_runner.py,
+    best of 3 runs), and vidtrack's wall rates over it: motion-only against the motion peers,
+    full (embeddings) against deep-sort-realtime, which takes the same embeddings."""
+    ensure_peer_venv()
+    with tempfile.TemporaryDirectory() as tmp:
+        det = Path(tmp) / "speed.npy"
+        np.save(det, np.concatenate([_det_rows(i, d) for i, d in enumerate(frames, 1)]))
+        jobs = [{"tracker": t, "det": str(det), "out": str(Path(tmp) / f"{t}-{k}.txt"), "frames": len(frames)}
+                for t in POOL_PEERS for k in range(3)]
+        seconds = run_peers(jobs)
+    print(f"\n{'peer (same stream)':<26}{'wall f/s':>10}{'vidtrack / peer':>18}")
+    for t in POOL_PEERS:
+        fps = len(frames) / min(seconds[j["out"]] for j in jobs if j["tracker"] == t)
+        ours, what = (full_fps, "full") if t == "deepsort" else (motion_fps, "motion-only")
+        print(f"{t:<26}{fps:>10.0f}{ours / fps:>12.2f} ({what})")
+
+
+def _det_rows(frame: int, d: Detections) -> np.ndarray:
+    """MOT det rows float[N, 10 + D] of one frame with its embeddings appended (det.npy's layout)."""
+    b, n = d.boxes, len(d)
+    return np.column_stack([np.full(n, frame), -np.ones(n), b[:, :2], b[:, 2:] - b[:, :2], d.scores,
+                            -np.ones((n, 3)), d.embeddings])
 
 
 def make_synthetic(tmp: Path, seed: int, n_frames: int = 250) -> tuple[Path, Path, Path]:
@@ -594,7 +627,7 @@ def main() -> None:
                 synthetic(args, Path(tmp))
                 held_out_synthetic(Path(tmp))
     if not args.skip_speed and not args.only_selection:
-        speed()
+        speed(peers=not args.skip_peers)
 
 
 if __name__ == "__main__":
