@@ -159,18 +159,28 @@ def is_paired(cov: np.ndarray) -> bool:
     return not cov[:, ~_PAIRED].any()
 
 
-def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
-    """Predict T states dt seconds ahead (dt scalar or float[T]). Returns new (mean, cov)."""
-    T = len(mean)
-    dt = np.full(T, float(dt)) if np.ndim(dt) == 0 else np.asarray(dt, dtype=np.float64).reshape(T)
-    Q = process_noise_diag(mean, dt, aspect)
+def _paired_views(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Views float64[T,4] of a C-contiguous cov [T,8,8]: (xx, xv, vx, vv), the variance of
+    each coordinate, its covariance with its velocity (both triangles) and the velocity's
+    variance. Strided slices of the flat rows (entry (i, j) is at 8 i + j), so no gather."""
+    flat = cov.reshape(len(cov), 64)
+    return flat[:, 0:28:9], flat[:, 4:32:9], flat[:, 32:60:9], flat[:, 36:64:9]
+
+
+def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT_ASPECT,
+            paired: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predict T states dt seconds ahead (dt scalar or float[T]). Returns new (mean, cov).
+    ``paired``: whether :func:`is_paired` holds, where the caller knows (None: checked)."""
+    # a scalar step stays a scalar (it broadcasts to the same numbers as a filled array)
+    step = float(dt) if np.ndim(dt) == 0 else np.asarray(dt, dtype=np.float64).reshape(len(mean), 1)
+    Q = process_noise_diag(mean, step, aspect)
     new_mean = mean.copy()
-    new_mean[:, :4] += dt[:, None] * mean[:, 4:]
-    if is_paired(cov):
-        return new_mean, _predict_paired(cov, dt[:, None], Q)
+    new_mean[:, :4] += step * mean[:, 4:]
+    if is_paired(cov) if paired is None else paired:
+        return new_mean, _predict_paired(cov, step, Q)
     # F P F^T with F = [[I, dt I], [0, I]], using the block structure of P = [[A, B], [B', C]].
     A, B, C = cov[:, :4, :4], cov[:, :4, 4:], cov[:, 4:, 4:]
-    d = dt[:, None, None]
+    d = step if np.ndim(step) == 0 else step[:, :, None]
     B2 = B + d * C
     new_cov = np.empty_like(cov)
     new_cov[:, :4, :4] = A + d * (B + np.swapaxes(B, 1, 2)) + d * d * C
@@ -184,12 +194,14 @@ def predict(mean: np.ndarray, cov: np.ndarray, dt, aspect: AspectNoise = DEFAULT
 
 def _predict_paired(cov: np.ndarray, d: np.ndarray, Q: np.ndarray) -> np.ndarray:
     """:func:`predict`'s covariance for paired covariances (:func:`is_paired`), per
-    coordinate: [[xx + 2 d xv + d^2 vv, xv + d vv], [., vv]] + Q; d float[T,1] seconds."""
-    xx, xv, vv = cov[:, _IDX4, _IDX4], cov[:, _IDX4, _IDX4 + 4], cov[:, _IDX4 + 4, _IDX4 + 4]
-    new_cov = np.zeros_like(cov)
-    new_cov[:, _IDX4, _IDX4] = xx + d * (2.0 * xv + d * vv) + Q[:, :4]
-    new_cov[:, _IDX4, _IDX4 + 4] = new_cov[:, _IDX4 + 4, _IDX4] = xv + d * vv
-    new_cov[:, _IDX4 + 4, _IDX4 + 4] = vv + Q[:, 4:]
+    coordinate: [[xx + 2 d xv + d^2 vv, xv + d vv], [., vv]] + Q; d seconds, float or float[T,1]."""
+    new_cov = np.array(cov, dtype=np.float64, order="C")  # a copy; its other entries are 0
+    xx, xv, vx, vv = _paired_views(new_cov)
+    xx += d * (2.0 * xv + d * vv)
+    xx += Q[:, :4]
+    xv += d * vv
+    vx[...] = xv
+    vv += Q[:, 4:]
     return new_cov
 
 
@@ -201,10 +213,11 @@ def project(mean: np.ndarray, cov: np.ndarray, aspect: AspectNoise = DEFAULT_ASP
     return mean[:, :4].copy(), S
 
 
-def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray,
-           aspect: AspectNoise = DEFAULT_ASPECT) -> tuple[np.ndarray, np.ndarray]:
-    """Correct T states with measurements z float[T,4] (xyah). Returns new (mean, cov)."""
-    if is_paired(cov):
+def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, aspect: AspectNoise = DEFAULT_ASPECT,
+           paired: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Correct T states with measurements z float[T,4] (xyah). Returns new (mean, cov).
+    ``paired``: as in :func:`predict`."""
+    if is_paired(cov) if paired is None else paired:
         return _update_paired(mean, cov, np.asarray(z, dtype=np.float64), aspect)
     zm, S = project(mean, cov, aspect)
     PHt = cov[:, :, :4]  # P H'  [T,8,4]
@@ -220,15 +233,18 @@ def update(mean: np.ndarray, cov: np.ndarray, z: np.ndarray,
 def _update_paired(mean: np.ndarray, cov: np.ndarray, z: np.ndarray, aspect: AspectNoise) -> tuple[np.ndarray, np.ndarray]:
     """:func:`update` for paired covariances (:func:`is_paired`): per coordinate the gains
     are xx / s and xv / s with s = xx + r, the same numbers as the 4x4 solve."""
-    xx, xv, vv = cov[:, _IDX4, _IDX4], cov[:, _IDX4, _IDX4 + 4], cov[:, _IDX4 + 4, _IDX4 + 4]
+    new_cov = np.array(cov, dtype=np.float64, order="C")  # a copy; its other entries are 0
+    xx, xv, vx, vv = _paired_views(new_cov)
     s = xx + measurement_noise_diag(mean, aspect)
     kx, kv = xx / s, xv / s
     innov = z - mean[:, :4]
-    new_mean = np.concatenate([mean[:, :4] + kx * innov, mean[:, 4:] + kv * innov], axis=1)
-    new_cov = np.zeros_like(cov)
-    new_cov[:, _IDX4, _IDX4] = xx - kx * xx
-    new_cov[:, _IDX4, _IDX4 + 4] = new_cov[:, _IDX4 + 4, _IDX4] = xv - kx * xv
-    new_cov[:, _IDX4 + 4, _IDX4 + 4] = vv - kv * xv
+    new_mean = np.empty_like(mean)
+    new_mean[:, :4] = mean[:, :4] + kx * innov
+    new_mean[:, 4:] = mean[:, 4:] + kv * innov
+    vv -= kv * xv
+    xv -= kx * xv
+    xx -= kx * xx
+    vx[...] = xv
     return new_mean, new_cov
 
 
@@ -289,6 +305,13 @@ class BatchedKalman:
         self.aspect = aspect
         self.mean = np.zeros((0, 8))
         self.cov = np.zeros((0, 8, 8))
+        self._paired = True  # True: :func:`is_paired` holds; False: not known, checked when asked
+
+    def _is_paired(self) -> bool:
+        """:func:`is_paired` of the store, checked only after what can end it (a warp, a set state)."""
+        if not self._paired:
+            self._paired = is_paired(self.cov)
+        return self._paired
 
     def __len__(self) -> int:
         return len(self.mean)
@@ -306,21 +329,25 @@ class BatchedKalman:
     def predict(self, dt) -> None:
         """Predict every state dt seconds ahead (scalar or float[T])."""
         if len(self.mean):
-            self.mean, self.cov = predict(self.mean, self.cov, dt, self.aspect)
+            self.mean, self.cov = predict(self.mean, self.cov, dt, self.aspect, self._is_paired())
 
     def update(self, rows: np.ndarray, z: np.ndarray) -> None:
         """Correct the states at int rows[M] with measurements z float[M,4] xyah."""
         if len(rows):
-            self.mean[rows], self.cov[rows] = update(self.mean[rows], self.cov[rows], z, self.aspect)
+            # a store that is not paired may still have paired rows: those are checked
+            self.mean[rows], self.cov[rows] = update(self.mean[rows], self.cov[rows], z, self.aspect,
+                                                     True if self._is_paired() else None)
 
     def set_state(self, rows: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> None:
         """Overwrite the states at int rows[M] with mean [M,8], cov [M,8,8]."""
         self.mean[rows], self.cov[rows] = mean, cov
+        self._paired = False
 
     def warp(self, warp: np.ndarray) -> None:
         """Move every state by the camera warp float[2,3] (:func:`warp_states`)."""
         if len(self.mean):
             self.mean, self.cov = warp_states(self.mean, self.cov, warp)
+            self._paired = False
 
 
 def make_store(kind: str, aspect: AspectNoise = DEFAULT_ASPECT):

@@ -53,13 +53,13 @@ def matching_cascade(
         rows = np.flatnonzero(time_since_update == level)
         if len(rows) == 0:
             continue
-        m, _, um = min_cost_matching(cost[rows[:, None], left], max_cost)
+        m, _, um = min_cost_matching(cost.take(rows, axis=0).take(left, axis=1), max_cost)
         found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
         left = left[um]
     # tracks older than `levels` are matched last, together
     rows = np.flatnonzero(time_since_update > levels)
     if len(rows) and len(left):
-        m, _, um = min_cost_matching(cost[rows[:, None], left], max_cost)
+        m, _, um = min_cost_matching(cost.take(rows, axis=0).take(left, axis=1), max_cost)
         found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
         left = left[um]
     matches = np.concatenate(found) if found else np.zeros((0, 2), int)
