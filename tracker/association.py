@@ -15,7 +15,7 @@ import numpy as np
 
 from base.geometry import iou_matrix
 from tracker.config import TrackerConfig
-from tracker.linear_assignment import matched_pairs, matching_cascade, min_cost_matching
+from tracker.linear_assignment import matched_pairs, matching_cascade, min_cost_matching, pairs
 from tracker.match_context import MatchContext
 from tracker.track_table import TrackTable
 
@@ -36,7 +36,7 @@ def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, t
         m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, table.limits.max_age)
     else:
         m, _, _ = min_cost_matching(cost, cfg.max_cosine_distance)
-    return _round(np.stack([rows[m[:, 0]], dets[m[:, 1]]], axis=1), tracks, dets, ctx)
+    return _round(pairs(rows[m[:, 0]], dets[m[:, 1]]), tracks, dets, ctx)
 
 
 def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
@@ -106,7 +106,7 @@ def recovery_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tra
     if cfg.class_aware:
         cost[ctx.class_ids[tracks][:, None] != ctx.detections.class_ids[dets][None, :]] = np.inf
     m, _, _ = min_cost_matching(cost, cfg.max_iou_distance)
-    return _round(np.stack([tracks[m[:, 0]], dets[m[:, 1]]], axis=1), tracks, dets, ctx)
+    return _round(pairs(tracks[m[:, 0]], dets[m[:, 1]]), tracks, dets, ctx)
 
 
 def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np.ndarray, max_cost: float,
@@ -123,7 +123,7 @@ def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np
     else:
         cost = np.where(cost > max_cost, np.inf, cost - bonus)
         m = matched_pairs(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
-    return np.stack([rows[m[:, 0]], cols[m[:, 1]]], axis=1)
+    return pairs(rows[m[:, 0]], cols[m[:, 1]])
 
 
 def _block(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

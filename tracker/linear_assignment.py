@@ -27,7 +27,14 @@ def matched_pairs(cost: np.ndarray, max_cost: float) -> np.ndarray:
     # fmin caps inf and nan alike: a capped pair costs more than any feasible one
     rows, cols = linear_sum_assignment(np.fmin(cost, max_cost + 1e-5))
     ok = cost[rows, cols] <= max_cost
-    return np.stack([rows[ok], cols[ok]], axis=1)
+    return pairs(rows[ok], cols[ok])
+
+
+def pairs(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """int[M,2] (row, col) from two int[M] (np.stack's result, without its overhead)."""
+    out = np.empty((len(rows), 2), np.intp)
+    out[:, 0], out[:, 1] = rows, cols
+    return out
 
 
 def _complement(n: int, used: np.ndarray) -> np.ndarray:
@@ -54,13 +61,13 @@ def matching_cascade(
         if len(rows) == 0:
             continue
         m, _, um = min_cost_matching(cost.take(rows, axis=0).take(left, axis=1), max_cost)
-        found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
+        found.append(pairs(rows[m[:, 0]], left[m[:, 1]]))
         left = left[um]
     # tracks older than `levels` are matched last, together
     rows = np.flatnonzero(time_since_update > levels)
     if len(rows) and len(left):
         m, _, um = min_cost_matching(cost.take(rows, axis=0).take(left, axis=1), max_cost)
-        found.append(np.stack([rows[m[:, 0]], left[m[:, 1]]], axis=1))
+        found.append(pairs(rows[m[:, 0]], left[m[:, 1]]))
         left = left[um]
     matches = np.concatenate(found) if found else np.zeros((0, 2), int)
     return matches, _complement(T, matches[:, 0]), left
