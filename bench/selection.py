@@ -31,6 +31,7 @@ KNOBS: dict[str, tuple] = {
     "appearance_threshold": (0.05, 0.4),
     "appearance_iou_gate": (0.3,),
     "appearance_isolation_iou": (0.5, 0.3, 0.1, 0.0),  # appearance only for detections overlapping no other
+    "appearance_ratio": (0.5, 0.3, 0.2, 0.1),  # appearance only where it tells the rivals apart (Lowe's ratio)
     "appearance": (False,),  # with frames: motion only all the same
     "camera_motion": ("none",),  # with frames: no camera-motion compensation
 }

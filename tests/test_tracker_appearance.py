@@ -104,3 +104,25 @@ def test_overlapping_detections_leave_the_choice_to_geometry_below_the_isolation
     assert len(ids) == 2
     first = min(ids)  # the track that took the detection at x = 101
     assert (ids[first] == 2) is swapped
+
+
+def _at(angle: float) -> np.ndarray:
+    """A unit embedding at ``angle`` radians in the E0-E1 plane (cosine distance to another:
+    1 - cos of the angle between them)."""
+    return np.cos(angle) * E0 + np.sin(angle) * E1
+
+
+@pytest.mark.parametrize("ratio, to_a", [(1.0, True), (0.3, False)])
+def test_an_embedding_that_finds_both_tracks_alike_leaves_the_choice_to_geometry_below_the_ratio(ratio, to_a):
+    """Tracks A (x 100) and B (x 112) look alike (embeddings 0.3 rad apart). A detection on
+    B's box (IoU .95 with B, .57 with A) has an embedding a little nearer A's (cosine
+    distances .007 and .016): min(IoU cost, cosine / 2) gives it to A; with
+    ``appearance_ratio`` 0.3 neither distance is below 0.3 times its rival's, and the IoU
+    gives it to B."""
+    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_ratio=ratio))
+    for f in range(3):
+        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150]], [0.9, 0.9], [_at(0.0), _at(0.3)]), f)
+    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
+    s = t.update(_dets([[111, 50, 151, 150]], [0.9], [_at(0.12)]), 3)
+    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
+    assert (taker == a) is to_a and (taker == b) is not to_a

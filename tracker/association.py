@@ -68,7 +68,8 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     """BoT-SORT's fused cost float[len(rows), len(dets)]: min(cost, cosine / 2) where the
     pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``), its
     cosine distance below ``appearance_threshold`` and the detection overlaps no other by
-    more than ``appearance_isolation_iou``; ``cost`` (the IoU cost) elsewhere."""
+    more than ``appearance_isolation_iou``, and (``appearance_ratio``) well below that of
+    every rival pair; ``cost`` (the IoU cost) elsewhere."""
     iou_distance = 1.0 - _block(ctx.iou, rows, dets)
     near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
     if cfg.appearance_isolation_iou < 1.0:
@@ -79,10 +80,20 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     # only the close pairs' cosines (about one per detection, not tracks x detections)
     cosine = table.appearance.pair_distance(rows[r], ctx.detections.embeddings[dets[c]])
     similar = cosine < cfg.appearance_threshold
+    if cfg.appearance_ratio < 1.0:
+        similar &= cosine <= cfg.appearance_ratio * _rival_distance(r, c, cosine)
     r, c = r[similar], c[similar]
     fused = cost.copy()
     fused[r, c] = np.minimum(cost[r, c], 0.5 * cosine[similar])
     return fused
+
+
+def _rival_distance(r: np.ndarray, c: np.ndarray, cosine: np.ndarray) -> np.ndarray:
+    """float[K]: for each close pair (r[k], c[k]) with cosine distance cosine[k], the smallest
+    distance of the other close pairs that share its track or its detection (inf: none)."""
+    rival = (r[:, None] == r[None, :]) | (c[:, None] == c[None, :])
+    np.fill_diagonal(rival, False)
+    return np.where(rival, cosine[None, :], np.inf).min(axis=1, initial=np.inf)
 
 
 def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:

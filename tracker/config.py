@@ -86,6 +86,12 @@ class TrackerConfig:
         if its largest IoU with any other detection of the frame is at most this (1 = every
         detection): a box that overlaps another holds parts of two people, and its embedding
         is the least reliable exactly where the choice between two tracks is made.
+    appearance_ratio: "fused" only, Lowe's ratio test on the embedding's confidence: a close
+        pair's appearance may lower its cost only if its cosine distance is at most this times
+        the smallest cosine distance of the other close pairs of its track or of its detection
+        (1 = no test). An embedder that finds two people alike gives both pairs small
+        distances; the smaller then says little about who is who, yet min(IoU cost, cosine / 2)
+        would let it overrule the geometry.
 
     Defaults: ``max_age_s`` 2.4 and ``max_iou_distance`` 0.9 were chosen by leave-one-sequence-
     out over bench/tracker.py's pool of 12 sequences (MOT15 TUD-Campus, TUD-Stadtmitte and
@@ -141,6 +147,7 @@ class TrackerConfig:
     appearance_threshold: float = setting(0.25, minimum=0.0, maximum=2.0)
     appearance_occlusion_iou: float = setting(0.5, minimum=0.0, maximum=1.0)
     appearance_isolation_iou: float = setting(1.0, minimum=0.0, maximum=1.0)
+    appearance_ratio: float = setting(1.0, minimum=0.0, maximum=1.0)
 
     def __post_init__(self) -> None:
         check_fields(self, "tracker")
