@@ -25,19 +25,11 @@ from scipy.optimize import linear_sum_assignment
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from base.geometry import iou_matrix  # noqa: E402
 from base.paths import DEFAULT_EMBEDDER  # noqa: E402
 from detector.appearance import ColourHistogramEmbedder, FusedEmbedder  # noqa: E402
 from detector.embedder import KerasEmbedder  # noqa: E402
 from detector.training.reid_data import evaluate_reid, iter_frames, read_gt, reid_metrics  # noqa: E402
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of float[N,4] x float[M,4] x1,y1,x2,y2 boxes -> float[N,M]."""
-    tl = np.maximum(a[:, None, :2], b[None, :, :2])
-    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
-    area = lambda x: np.prod(x[:, 2:] - x[:, :2], axis=1)  # noqa: E731
-    return inter / (area(a)[:, None] + area(b)[None, :] - inter)
 
 
 def matched_detections(seq: Path, features: np.ndarray, min_iou: float = 0.5):
