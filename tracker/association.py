@@ -15,7 +15,7 @@ import numpy as np
 
 from base.geometry import iou_matrix
 from tracker.config import TrackerConfig
-from tracker.linear_assignment import matched_pairs, matching_cascade, min_cost_matching, pairs
+from tracker.linear_assignment import lifted, matched_pairs, matching_cascade, min_cost_matching, submatrix
 from tracker.match_context import MatchContext
 from tracker.track_table import TrackTable
 
@@ -30,13 +30,13 @@ def appearance_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, t
     (most recently seen tracks first) or one global assignment."""
     rows = tracks[ctx.confirmed[tracks]]
     cost = table.appearance.distance(rows, ctx.detections.embeddings[dets])
-    cost = np.where(_block(ctx.appearance_infeasible, rows, dets), np.inf, cost)
+    cost = np.where(submatrix(ctx.appearance_infeasible, rows, dets), np.inf, cost)
     if cfg.matching_cascade:
         levels = ctx.time_since_update[rows] - ctx.dt + 1
         m, _, _ = matching_cascade(cost, cfg.max_cosine_distance, levels, table.limits.max_age)
     else:
         m, _, _ = min_cost_matching(cost, cfg.max_cosine_distance)
-    return _round(pairs(rows[m[:, 0]], dets[m[:, 1]]), tracks, dets, ctx)
+    return _round(lifted(m, rows, dets), tracks, dets, ctx)
 
 
 def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, dets: np.ndarray) -> Round:
@@ -53,7 +53,7 @@ def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: 
         rows, ceiling = tracks[~ctx.confirmed[tracks] | recent], cfg.secondary_iou_distance
     if len(rows) == 0 or len(dets) == 0:
         return NO_MATCHES, tracks, dets
-    cost = _block(ctx.iou_cost, rows, dets)
+    cost = submatrix(ctx.iou_cost, rows, dets)
     if fused:
         cost = fuse_appearance(table, ctx, cfg, rows, dets, cost)
     bonus = None
@@ -70,7 +70,7 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     cosine distance below ``appearance_threshold`` and the detection overlaps no other by
     more than ``appearance_isolation_iou``, and (``appearance_ratio``) well below that of
     every rival pair; ``cost`` (the IoU cost) elsewhere."""
-    iou_distance = 1.0 - _block(ctx.iou, rows, dets)
+    iou_distance = 1.0 - submatrix(ctx.iou, rows, dets)
     near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
     if cfg.appearance_isolation_iou < 1.0:
         near &= (ctx.overlap[dets] <= cfg.appearance_isolation_iou)[None, :]
@@ -103,7 +103,7 @@ def low_score_round(ctx: MatchContext, cfg: TrackerConfig, tracks: np.ndarray, d
     rows = tracks if cfg.low_round_tentative else tracks[ctx.confirmed[tracks]]
     if len(rows) == 0 or len(dets) == 0:
         return NO_MATCHES, tracks, dets
-    cost = 1.0 - _block(ctx.iou, rows, dets)
+    cost = 1.0 - submatrix(ctx.iou, rows, dets)
     return _round(_assign(cost, ctx.iou_infeasible, rows, dets, cfg.low_round_max_iou_distance), tracks, dets, ctx)
 
 
@@ -117,7 +117,7 @@ def recovery_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tra
     if cfg.class_aware:
         cost[ctx.class_ids[tracks][:, None] != ctx.detections.class_ids[dets][None, :]] = np.inf
     m, _, _ = min_cost_matching(cost, cfg.max_iou_distance)
-    return _round(pairs(tracks[m[:, 0]], dets[m[:, 1]]), tracks, dets, ctx)
+    return _round(lifted(m, tracks, dets), tracks, dets, ctx)
 
 
 def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np.ndarray, max_cost: float,
@@ -126,7 +126,7 @@ def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np
     rows x cols) within max_cost, never on pairs infeasible bool[T,N] at [rows, cols]. With
     ``bonus`` float[len(rows), len(cols)] the assignment uses cost - bonus but a pair is
     accepted on its cost alone (as OC-SORT does)."""
-    blocked = _block(infeasible, rows, cols)
+    blocked = submatrix(infeasible, rows, cols)
     if blocked.any():
         cost = np.where(blocked, np.inf, cost)
     if bonus is None:
@@ -134,13 +134,7 @@ def _assign(cost: np.ndarray, infeasible: np.ndarray, rows: np.ndarray, cols: np
     else:
         cost = np.where(cost > max_cost, np.inf, cost - bonus)
         m = matched_pairs(cost, max_cost + float(np.abs(bonus).max(initial=0.0)))
-    return pairs(rows[m[:, 0]], cols[m[:, 1]])
-
-
-def _block(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """matrix[rows][:, cols] for int index arrays (two takes: a third of the time of
-    ``matrix[rows[:, None], cols]`` at 50 x 50)."""
-    return matrix.take(rows, axis=0).take(cols, axis=1)
+    return lifted(m, rows, cols)
 
 
 def _round(matches: np.ndarray, tracks: np.ndarray, dets: np.ndarray, ctx: MatchContext) -> Round:
