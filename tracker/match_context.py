@@ -28,7 +28,7 @@ class MatchContext:
     may update a gallery (appearance in use, score >= ``high_score_threshold``, largest IoU
     with another detection of the frame <= ``appearance_occlusion_iou``); overlap float[N]:
     each detection's largest IoU with another detection of the frame (0 alone; computed only
-    with appearance in use, else zeros).
+    with appearance in use and an occlusion or isolation IoU below 1, else zeros).
     """
 
     frame: int
@@ -68,7 +68,9 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         gated = infeasible | _outside_gate(table.kf, z, cfg.gating_position_only)
     iou = iou_matrix(table.predicted_boxes(), dets.boxes)
     iou_cost = 1.0 - (iou * np.clip(scores, 0.0, 1.0)[None, :] if cfg.fuse_score else iou)
-    overlap = _overlap(dets) if use_appearance else np.zeros(len(dets))
+    # only the occlusion and isolation checks read the overlap; at 1.0 both pass every detection
+    needs_overlap = use_appearance and min(cfg.appearance_occlusion_iou, cfg.appearance_isolation_iou) < 1.0
+    overlap = _overlap(dets) if needs_overlap else np.zeros(len(dets))
     return MatchContext(
         frame, dt, dets, z,
         high=np.flatnonzero(scores >= cfg.high_score_threshold), low=np.flatnonzero(scores < cfg.high_score_threshold),

@@ -132,9 +132,11 @@ class AppearanceBank:
         """Cosine distance float32[K] of track ``rows[k]`` to ``features[k]`` float32[K, D]
         (2 for a row without a feature): :meth:`distance` of K pairs only, not of every row
         against every feature."""
-        if self.ema is None or self.vectors is None or len(rows) == 0:
+        if self.ema is None:
             return np.array([self.distance(rows[k:k + 1], features[k:k + 1])[0, 0] for k in range(len(rows))],
                             np.float32).reshape(len(rows))
+        if self.vectors is None:  # no feature recorded yet
+            return np.full(len(rows), 2.0, np.float32)
         d = 1.0 - np.einsum("ij,ij->i", self.vectors[rows], np.asarray(features, np.float32))
         return np.where(self.has[rows], d, np.float32(2.0)).astype(np.float32, copy=False)
 
