@@ -213,7 +213,7 @@ def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold
                        queue_bytes=int(config.transport.queue_mb * 2**20), hold_open_s=hold_open_s)
     signals, reports = StopSignals(), WorkerReports("grabber", f"grabber {source_id}")
     server = reports.serve(metrics_endpoint, config.transport.allow_remote)
-    is_file = i in _file_sources(config)
+    is_file = not config.sources[i].is_live
     grabber = Grabber(spec, signals.stop, _marking_finished(reports, signals), signals.release,
                       RewindRequest() if is_file else None)
     done = threading.Event()
