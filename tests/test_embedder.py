@@ -163,13 +163,18 @@ def test_train_embedder_command_end_to_end(tmp_path, capsys):
 
     train = write_sequence(tmp_path / "train", n_ids=4, n_frames=8, seed=0)
     hold = write_sequence(tmp_path / "hold", n_ids=3, n_frames=8, seed=1)
+    unlabelled = write_sequence(tmp_path / "unlabelled", n_ids=2, n_frames=12, seed=2, video=True)
+    tracks = tmp_path / "tracks.txt"  # a tracker's output on the video stands in for gt
+    tracks.write_text((unlabelled / "gt" / "gt.txt").read_text().replace(",1,1,1.0\n", ",0.9,-1,-1,-1\n"))
     out = tmp_path / "m.keras"
     rc = main(["train-embedder", "--sequences", str(train), "--holdout", str(hold), "--out", str(out),
+               "--tracks", str(unlabelled / "video.mp4"), str(tracks),
                "--epochs", "1", "--steps-per-epoch", "2", "--p", "4", "--k", "2", "--min-gap", "2",
                "--metrics-json", str(tmp_path / "m.json")])
     assert rc == 0 and out.is_file()
     text = capsys.readouterr().out
     assert "learned" in text and "histogram" in text and "rank-1" in text
+    assert "6 identities from 2 sequences: train, video.mp4" in text
     import json
 
     metrics = json.loads((tmp_path / "m.json").read_text())

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import require
 from detector.appearance import ColourHistogramEmbedder
-from detector.training.reid_data import ReidCrops, evaluate_reid, load_sequence_crops, read_gt, reid_metrics
+from detector.training.reid_data import (GroundTruth, ReidCrops, evaluate_reid, load_sequence_crops, read_gt,
+                                        read_mot_boxes, reid_metrics, tracklet_identities)
 
 COLOURS = [(40, 40, 210), (210, 60, 40), (40, 200, 40), (20, 200, 220), (200, 40, 200)]  # BGR
 
@@ -76,6 +77,38 @@ def test_load_sequence_crops(tmp_path, video):
     assert np.abs(first[8:24].reshape(-1, 3).mean(0) - COLOURS[0]).max() < 25
     both = ReidCrops.concat([data, data])
     assert both.num_ids == 6 and len(both.labels) == 36
+
+
+def _tracks(rows) -> GroundTruth:
+    """rows (frame, id, x1, y1, x2, y2) -> GroundTruth."""
+    a = np.array(rows, np.float64).reshape(-1, 6)
+    return GroundTruth(a[:, 0].astype(np.int32), a[:, 1].astype(np.int64), a[:, 2:].astype(np.float32))
+
+
+def test_tracklets_are_cut_where_people_overlap_and_where_a_track_skips_a_frame():
+    rows = [(f, 1, 10 + f, 0, 40 + f, 80) for f in range(1, 31)]  # track 1: frames 1-30
+    rows += [(f, 2, 200, 0, 230, 80) for f in range(1, 31) if f != 16]  # track 2: misses frame 16
+    rows += [(f, 3, 12 + f, 5, 42 + f, 85) for f in (10, 11)]  # track 3 crosses track 1 at frames 10-11
+    rows += [(f, 4, 400, 0, 430, 80) for f in range(1, 6)]  # track 4: too short
+    pseudo = tracklet_identities(_tracks(rows), max_overlap=0.3, min_rows=10)
+    spans = sorted((int(pseudo.frames[pseudo.ids == i].min()), int(pseudo.frames[pseudo.ids == i].max()),
+                    int((pseudo.ids == i).sum())) for i in np.unique(pseudo.ids))
+    # track 1 loses frames 10-11 (crowded) and is cut there: 1-9 is too short, 12-30 stays;
+    # track 2 is cut at its missed frame 16: 1-15 and 17-30; tracks 3 and 4 are dropped
+    assert spans == [(1, 15, 15), (12, 30, 19), (17, 30, 14)]
+    assert sorted(np.unique(pseudo.ids).tolist()) == [1, 2, 3]
+    assert np.all(np.diff(pseudo.frames) >= 0)
+
+
+def test_tracker_output_on_a_video_gives_identity_crops(tmp_path):
+    seq = write_sequence(tmp_path / "seq", n_ids=2, n_frames=12, video=True)
+    tracks = tmp_path / "tracks.txt"  # a tracker's MOT output: score in column 7, no class or visibility
+    tracks.write_text((seq / "gt" / "gt.txt").read_text().replace(",1,1,1.0\n", ",0.9,-1,-1,-1\n"))
+    pseudo = tracklet_identities(read_mot_boxes(tracks, min_height=24))
+    data = load_sequence_crops(seq / "video.mp4", size=(64, 32), gt=pseudo)
+    assert sorted(np.bincount(data.labels).tolist()) == [12, 12]
+    first = data.crops[data.labels == 0][0]
+    assert np.abs(first[8:24].reshape(-1, 3).mean(0) - COLOURS[0]).max() < 25
 
 
 def test_reid_metrics_perfect_embeddings_score_one():

@@ -4,6 +4,10 @@ A sequence directory holds ``gt/gt.txt`` (MOT rows ``frame, id, x, y, w, h, conf
 class, visibility``; frames 1-based, boxes in pixels, top-left + size) and its frames,
 either ``img1/000001.jpg ...`` or one video file (``video.mp4`` or any ``*.mp4``/``*.avi``
 in the directory; frame i of the video = gt frame i).
+
+Footage without ground truth gives pseudo identities: a tracker's MOT output on it (e.g.
+``vidtrack track VIDEO --embedder none``) cut into tracklets by :func:`tracklet_identities`
+and cropped from the video itself (:func:`load_sequence_crops` with ``gt=``).
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from base.geometry import iou_matrix
 from detector.crops import crop_batch
 from base.errors import SourceError
 
@@ -77,7 +82,13 @@ def read_gt(seq_dir: str | Path, min_height: float = 0.0, min_visibility: float 
     visibility >= ``min_visibility``. MOT15 files (10 columns: the last three are world
     coordinates) have no class or visibility; all their active rows count.
     """
-    path = Path(seq_dir) / "gt" / "gt.txt"
+    return read_mot_boxes(Path(seq_dir) / "gt" / "gt.txt", min_height, min_visibility, classes)
+
+
+def read_mot_boxes(path: str | Path, min_height: float = 0.0, min_visibility: float = 0.0,
+                   classes: Sequence[int] | None = PERSON_CLASSES) -> GroundTruth:
+    """The active boxes of one MOT file (ground truth, or a tracker's output), as :func:`read_gt`."""
+    path = Path(path)
     if not path.is_file():
         raise SourceError(f"no ground truth at {path}")
     rows = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
@@ -97,9 +108,39 @@ def read_gt(seq_dir: str | Path, min_height: float = 0.0, min_visibility: float 
     return GroundTruth(r[order, 0].astype(np.int32), r[order, 1].astype(np.int64), boxes[order].astype(np.float32))
 
 
+def tracklet_identities(tracks: GroundTruth, max_overlap: float = 0.3, min_rows: int = 10) -> GroundTruth:
+    """Pseudo identities from a tracker's output ``tracks``: each track cut into tracklets
+    where its box overlaps another box of the same frame by IoU > ``max_overlap`` (those rows
+    dropped: a tracker switches identities where people overlap) and where it skips a frame
+    (found again after a miss); tracklets of fewer than ``min_rows`` rows dropped. Ids 1..P."""
+    crowded = np.zeros(len(tracks), bool)
+    for f in np.unique(tracks.frames):
+        rows = np.flatnonzero(tracks.frames == f)
+        if len(rows) > 1:
+            iou = iou_matrix(tracks.boxes[rows], tracks.boxes[rows])
+            np.fill_diagonal(iou, 0.0)
+            crowded[rows] = iou.max(axis=1) > max_overlap
+    kept = np.flatnonzero(~crowded)
+    kept = kept[np.lexsort((tracks.frames[kept], tracks.ids[kept]))]
+    ids, frames = tracks.ids[kept], tracks.frames[kept]
+    starts = np.ones(len(kept), bool)
+    starts[1:] = (ids[1:] != ids[:-1]) | (frames[1:] != frames[:-1] + 1)
+    segment = np.cumsum(starts)
+    sizes = np.bincount(segment)
+    long_enough = sizes[segment] >= min_rows
+    kept, segment = kept[long_enough], segment[long_enough]
+    _, new_ids = np.unique(segment, return_inverse=True)
+    order = np.lexsort((new_ids, tracks.frames[kept]))
+    return GroundTruth(tracks.frames[kept][order], (new_ids + 1).astype(np.int64)[order], tracks.boxes[kept][order])
+
+
 def iter_frames(seq_dir: str | Path, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (1-based frame number, uint8[H, W, 3] BGR image) for the wanted frames, in order."""
+    """Yield (1-based frame number, uint8[H, W, 3] BGR image) for the wanted frames, in order,
+    from a sequence directory or a video file."""
     seq_dir = Path(seq_dir)
+    if seq_dir.is_file():
+        yield from _video_frames(seq_dir, wanted)
+        return
     img_dir = seq_dir / "img1"
     if img_dir.is_dir():
         files = {int(p.stem): p for p in img_dir.iterdir() if p.stem.isdigit()}
@@ -113,9 +154,13 @@ def iter_frames(seq_dir: str | Path, wanted: set[int]) -> Iterator[tuple[int, np
     videos = sorted(p for p in seq_dir.iterdir() if p.suffix.lower() in (".mp4", ".avi", ".mkv"))
     if not videos:
         raise SourceError(f"no img1/ folder or video file in {seq_dir}")
-    cap = cv2.VideoCapture(str(videos[0]))
+    yield from _video_frames(videos[0], wanted)
+
+
+def _video_frames(video: Path, wanted: set[int]) -> Iterator[tuple[int, np.ndarray]]:
+    cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
-        raise SourceError(f"cannot open {videos[0]}")
+        raise SourceError(f"cannot open {video}")
     try:
         last = max(wanted) if wanted else 0
         f = 0
@@ -152,12 +197,15 @@ def load_sequence_crops(
     min_visibility: float = 0.3,
     frame_step: int = 1,
     classes: Sequence[int] | None = PERSON_CLASSES,
+    gt: GroundTruth | None = None,
 ) -> ReidCrops:
     """Crops of every active gt box (every ``frame_step``-th frame), resized to ``size``
     = (height, width), the box grown by ``margin`` of its size per side (context for
     crop-jitter augmentation). Labels are the sequence's ids renumbered 0..P-1;
-    ``classes`` as in :func:`read_gt`."""
-    gt = read_gt(seq_dir, min_height=min_height, min_visibility=min_visibility, classes=classes)
+    ``classes`` as in :func:`read_gt`. ``gt``: these boxes instead of ``seq_dir``'s
+    gt/gt.txt (``seq_dir`` may then be a video file), e.g. :func:`tracklet_identities`."""
+    if gt is None:
+        gt = read_gt(seq_dir, min_height=min_height, min_visibility=min_visibility, classes=classes)
     if frame_step > 1:
         keep = (gt.frames - 1) % frame_step == 0
         gt = GroundTruth(gt.frames[keep], gt.ids[keep], gt.boxes[keep])

@@ -38,6 +38,10 @@ def register(subparsers) -> None:
                         "(default: every sequence with gt in the shared data, minus --holdout)")
     p.add_argument("--holdout", default="TUD-Campus",
                    help="sequence name or dir scored at the end, never trained on ('none' to skip)")
+    p.add_argument("--tracks", nargs=2, action="append", default=[], metavar=("VIDEO", "TRACKS"),
+                   help="also train on footage without gt: a person tracker's MOT output on VIDEO (e.g. "
+                        "'vidtrack track VIDEO --embedder none'), cut into tracklets where people overlap or a "
+                        "track skips a frame; each tracklet one identity (repeatable)")
     p.add_argument("--synthetic", type=int, default=0, metavar="N",
                    help="also train on N generated scenes (vidtrack.synthetic; every object class)")
     p.add_argument("--synthetic-frames", type=int, default=250, help="frames per generated scene")
@@ -69,6 +73,18 @@ def _synthetic_sequences(n: int, root: Path, seed: int, frames: int) -> list[Pat
     return out
 
 
+def _tracklet_crops(video: Path, tracks: Path, size: tuple[int, int], context: float):
+    """Identity crops of the tracklets of a tracker's output ``tracks`` on ``video``."""
+    from detector.training.reid_data import load_sequence_crops, read_mot_boxes, tracklet_identities
+
+    if not video.is_file():
+        raise SourceError(f"--tracks: video file not found: {video}")
+    pseudo = tracklet_identities(read_mot_boxes(tracks, min_height=24.0))
+    if not len(pseudo):
+        raise SourceError(f"--tracks: no tracklet of 10 frames or more in {tracks}")
+    return load_sequence_crops(video, size=size, margin=context, gt=pseudo)
+
+
 def run(args: argparse.Namespace) -> int:
     from detector.appearance import ColourHistogramEmbedder
     from detector.embedder import INPUT_SIZE, KerasEmbedder
@@ -89,11 +105,12 @@ def run(args: argparse.Namespace) -> int:
     size = tuple(int(round(s * (1 + 2 * context))) for s in INPUT_SIZE)
     with tempfile.TemporaryDirectory(prefix="vidtrack-synth-") as tmp:
         synth = _synthetic_sequences(args.synthetic, Path(tmp), args.seed, args.synthetic_frames) if args.synthetic else []
-        if not seqs + synth:
+        if not seqs + synth and not args.tracks:
             raise SourceError("no training sequences left after removing the holdout")
         parts = [load_sequence_crops(s, size=size, margin=context) for s in seqs]
         parts += [load_sequence_crops(s, size=size, margin=context, classes=None, frame_step=3) for s in synth]
-    seqs = seqs + synth
+    parts += [_tracklet_crops(Path(video), Path(tracks), size, context) for video, tracks in args.tracks]
+    seqs = seqs + synth + [Path(video) for video, _ in args.tracks]
     data = ReidCrops.concat(parts)
     print(f"training data: {len(data.labels)} crops, {data.num_ids} identities from "
           f"{len(seqs)} sequences: {', '.join(s.name for s in seqs)}", flush=True)
