@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RUN_OPTIONS = ("frames", "backfill", "interpolate", "camera_motion")  # keys of a candidate that are not TrackerConfig fields
+# keys of a candidate that are not TrackerConfig fields
+RUN_OPTIONS = ("frames", "backfill", "interpolate", "camera_motion", "embedder")
 
 # Coordinate-wise grid: one knob at a time changed from the default (TrackerConfig's).
 # Extend by adding a knob and its values here; COMBOS holds hand-made joint changes.
@@ -34,6 +35,7 @@ KNOBS: dict[str, tuple] = {
     "appearance_ratio": (0.5, 0.3, 0.2, 0.1),  # appearance only where it tells the rivals apart (Lowe's ratio)
     "appearance": (False,),  # with frames: motion only all the same
     "camera_motion": ("none",),  # with frames: no camera-motion compensation
+    "embedder": ("histogram", "default+histogram"),  # with frames: another --embedder than the shipped model
 }
 COMBOS: dict[str, dict] = {
     "max_age=1.2 max_iou=0.8 (before)": {"max_age_s": 1.2, "max_iou_distance": 0.8},

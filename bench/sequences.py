@@ -25,6 +25,7 @@ were used for choosing earlier defaults; these are new.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ YOLO = DATA / "yolo-fastest" / "yolo-fastest-1.1_body"
 YOLO_CONF, YOLO_IOU, YOLO_SIZE = 0.1, 0.45, 320
 DEFAULT_SEEDS = (11, 12, 13)
 HARD = ((21, 30.0), (22, 30.0), (23, 7.5))
+EMBEDDERS = ("default", "histogram", "default+histogram")  # embedder specs the pool has vectors for
 POOL_VERSION = 1  # bump when the recipe changes: cached folders of another version are rebuilt
 
 
@@ -69,6 +71,25 @@ class Sequence:
     @property
     def npy(self) -> Path:
         return self.folder / "det.npy"
+
+    def embeddings(self, spec: str = "default") -> Path:
+        """det.txt's rows with the vectors of embedder ``spec`` (:data:`EMBEDDERS`) appended, as
+        ``vidtrack track-detections --frames --embedder SPEC`` computes them: det.npy for the
+        shipped model, the others computed once into the folder (det-histogram.npy, ...)."""
+        if spec == "default":
+            return self.npy
+        if spec not in EMBEDDERS:
+            raise ValueError(f"no pool embeddings for {spec!r}: one of {EMBEDDERS}")
+        path = self.folder / f"det-{spec.replace('+', '-')}.npy"
+        if not path.exists():
+            if "+" in spec:
+                rows = fused_rows([np.load(self.embeddings(part)) for part in spec.split("+")])
+            else:
+                from detector.appearance import load_embedder
+
+                rows = with_embeddings(np.load(self.npy)[:, :10], self.img_dir, load_embedder(spec))
+            np.save(path, rows)
+        return path
 
     @property
     def camera(self) -> Path | None:
@@ -134,11 +155,21 @@ def noisy_detections(gt_frames: list[list[tuple]], width: int, height: int, seed
     return np.array(rows, np.float64).reshape(-1, 10)
 
 
+def fused_rows(parts: list[np.ndarray]) -> np.ndarray:
+    """The same det rows float64[N, 10 + D_k] with each part's unit vectors -> float64[N, 10 +
+    sum D_k] with their equal-weight fusion, as :class:`detector.appearance.FusedEmbedder`
+    computes it: the parts scaled by sqrt(1/k), concatenated, L2-normalised."""
+    scale = np.sqrt(1.0 / len(parts))
+    vecs = np.concatenate([scale * p[:, 10:] for p in parts], axis=1)
+    vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+    return np.concatenate([parts[0][:, :10], vecs], axis=1)
+
+
 def with_embeddings(rows: np.ndarray, img_dir: Path, embedder, chunk: int = 16) -> np.ndarray:
     """det rows float64[N, 10] -> float64[N, 10 + D]: + the embedder's vector of each box on its frame."""
     files = image_files(img_dir)
     frames = rows[:, 0].astype(int)
-    out = np.zeros((len(rows), 10 + 128))
+    out = np.zeros((len(rows), 10 + embedder.dim))
     out[:, :10] = rows
     for start in range(1, len(files) + 1, chunk):
         fs = [f for f in range(start, min(start + chunk, len(files) + 1))]
@@ -152,11 +183,26 @@ def with_embeddings(rows: np.ndarray, img_dir: Path, embedder, chunk: int = 16) 
 
 
 # ----------------------------------------------------------------------------- building
+def embedder_stamp() -> str:
+    """The shipped embedder file's SHA-256 (16 hex digits): det.npy holds that model's
+    vectors, so a cached sequence embedded by another model is embedded again."""
+    from base.paths import DEFAULT_EMBEDDER
+
+    return hashlib.sha256(DEFAULT_EMBEDDER.read_bytes()).hexdigest()[:16] if DEFAULT_EMBEDDER.is_file() else "none"
+
+
 def _write(folder: Path, det: np.ndarray, embedder, meta: dict) -> None:
     np.savetxt(folder / "det.txt", det, delimiter=",", fmt="%.3f")
+    _embed(folder, det, embedder, meta)
+
+
+def _embed(folder: Path, det: np.ndarray, embedder, meta: dict) -> None:
+    """det.npy of ``det`` with the shipped embedder's vectors; the other embedders' files removed."""
     img_dir = Path(meta["img_dir"])
     np.save(folder / "det.npy", with_embeddings(det, img_dir if img_dir.is_absolute() else folder / img_dir, embedder))
-    (folder / "meta.json").write_text(json.dumps({**meta, "version": POOL_VERSION}))
+    for derived in folder.glob("det-*.npy"):
+        derived.unlink()
+    (folder / "meta.json").write_text(json.dumps({**meta, "version": POOL_VERSION, "embedder": embedder_stamp()}))
 
 
 def _real(folder: Path, seq: str, detector: str, embedder) -> None:
@@ -218,6 +264,12 @@ def _load(name: str, kind: str, folder: Path) -> Sequence | None:
     return Sequence(name, kind, folder, meta["fps"], meta["n_frames"], img_dir)
 
 
+def _shipped_embedder():
+    from detector.appearance import load_embedder
+
+    return load_embedder("default")
+
+
 def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) -> list[Sequence]:
     """Every sequence of the pool (``only``: those whose name contains one of the strings),
     building the missing ones (real data absent: those are skipped with a message)."""
@@ -232,10 +284,7 @@ def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) ->
             if args[0] == "real" and not (DATA / "mot" / args[1] / "img1").is_dir():
                 log(f"[pool] {name}: skipped, {DATA / 'mot' / args[1]} not found")
                 continue
-            if embedder is None:
-                from detector.appearance import load_embedder
-
-                embedder = load_embedder("default")
+            embedder = embedder or _shipped_embedder()
             log(f"[pool] building {name} in {folder}")
             folder.mkdir(parents=True, exist_ok=True)
             if args[0] == "real":
@@ -243,5 +292,9 @@ def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) ->
             else:
                 _generated(folder, args[1], embedder)
             seq = _load(name, kind, folder)
+        elif (meta := json.loads((folder / "meta.json").read_text())).get("embedder") != embedder_stamp():
+            embedder = embedder or _shipped_embedder()
+            log(f"[pool] {name}: embedding again with the shipped embedder")
+            _embed(folder, np.load(seq.npy)[:, :10], embedder, meta)
         pool.append(seq)
     return pool

@@ -450,7 +450,8 @@ def run_candidate(job: tuple) -> tuple[str, str, str, dict]:
     mode, name, cand, seq, out = job
     over, run = split_options(cand)
     with_frames = run.get("frames", False)
-    frames = read_feature_detections(seq.npy) if with_frames else read_detections(seq.det)
+    frames = read_feature_detections(seq.embeddings(run.get("embedder", "default"))) if with_frames \
+        else read_detections(seq.det)
     warps = seq.warps() if with_frames and run.get("camera_motion", "sparse_flow") != "none" else None
     rows, spent = track_sequence(frames, TrackerConfig(**over), seq.n_frames, backfill=run.get("backfill", True),
                                  interpolate=run.get("interpolate", 0), frame_rate=seq.fps, warps=warps)

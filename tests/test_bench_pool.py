@@ -1,4 +1,6 @@
 """bench/sequences.py: the tracker bench's cached pool, built for real into a temporary cache."""
+import json
+
 import numpy as np
 import pytest
 
@@ -27,9 +29,22 @@ def test_hard_low_fps_scene_is_built_once_with_frames_camera_and_embeddings(tmp_
     np.testing.assert_allclose(np.linalg.norm(npy[:, 10:], axis=1), 1.0, atol=1e-4)
     gt = np.loadtxt(seq.gt, delimiter=",", ndmin=2)
     assert set(gt[:, 6]) <= {0, 1} and len(det) < len(gt)  # misses and low visibility dropped, few FPs
+    hist, fused = np.load(seq.embeddings("histogram")), np.load(seq.embeddings("default+histogram"))
+    assert hist.shape == (len(det), 10 + 72) and fused.shape == (len(det), 10 + 128 + 72)
+    np.testing.assert_array_equal(hist[:, :10], npy[:, :10])
+    # the fused cosine is the mean of the parts' cosines (FusedEmbedder's equal weights)
+    cos = lambda a: a[:-1, 10:] @ a[1:, 10:].T  # noqa: E731
+    np.testing.assert_allclose(cos(fused), (cos(npy) + cos(hist)) / 2, atol=1e-5)
     stamp = seq.npy.stat().st_mtime_ns
     (again,) = build_pool(tmp_path, only=["hard-23"], log=lambda *_: None)
     assert again == seq and seq.npy.stat().st_mtime_ns == stamp  # cached, not rebuilt
+    meta = json.loads((seq.folder / "meta.json").read_text())
+    (seq.folder / "meta.json").write_text(json.dumps({**meta, "embedder": "another model"}))
+    said = []
+    (again,) = build_pool(tmp_path, only=["hard-23"], log=said.append)
+    assert said == ["[pool] hard-23@7.5: embedding again with the shipped embedder"]
+    assert seq.npy.stat().st_mtime_ns != stamp and not list(seq.folder.glob("det-*.npy"))
+    np.testing.assert_array_equal(np.load(seq.npy), npy)  # the same model: the same rows and vectors
 
 
 def test_yolo_fastest_detections_find_the_people(shared_data, tmp_path):
