@@ -16,7 +16,7 @@ Pool (:func:`build_pool`):
   default   generated scenes (vidtrack.synthetic, 640x360, 25 fps, 250 frames), seeds 11-13;
   hard      ``SceneConfig.hard(seed)`` (panning, shaking camera, crowd of small look-alikes,
             occluders), seeds 21-22 at 30 fps and 23 at 7.5 fps.
-The shipped embedder was trained on gt crops of KITTI-17, TUD-Stadtmitte and generated scenes
+The shipped embedder was trained on gt crops of KITTI-17, TUD-Stadtmitte, generated scenes and tracklets of two unlabelled videos
 (base/models/embedder.md), so the "frames" scores on those two real sequences are optimistic.
 Generated scenes get noisy detections from gt: every box seen at >= 20 % visibility kept
 with p = 0.9, jittered by 3 % of its size, score 0.35 + 0.6 * visibility (+-0.05), plus ~0.5
