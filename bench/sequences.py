@@ -247,7 +247,8 @@ def pool_specs() -> list[tuple[str, str, tuple]]:
     return specs
 
 
-def _load(name: str, kind: str, folder: Path) -> Sequence | None:
+def _load(name: str, kind: str, folder: Path) -> tuple[Sequence, dict] | None:
+    """The cached sequence in ``folder`` and its meta.json, or None where it must be built."""
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         return None
@@ -261,7 +262,7 @@ def _load(name: str, kind: str, folder: Path) -> Sequence | None:
         img_dir = folder / "img1"
     if not img_dir.is_dir():
         return None  # the frames are gone: build it again
-    return Sequence(name, kind, folder, meta["fps"], meta["n_frames"], img_dir)
+    return Sequence(name, kind, folder, meta["fps"], meta["n_frames"], img_dir), meta
 
 
 def _shipped_embedder():
@@ -273,14 +274,14 @@ def _shipped_embedder():
 def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) -> list[Sequence]:
     """Every sequence of the pool (``only``: those whose name contains one of the strings),
     building the missing ones (real data absent: those are skipped with a message)."""
-    embedder = None
+    embedder, stamp = None, embedder_stamp()
     pool = []
     for name, kind, args in pool_specs():
         if only and not any(o in name for o in only):
             continue
         folder = cache / name.replace("/", "_").replace("@", "_")
-        seq = _load(name, kind, folder)
-        if seq is None:
+        loaded = _load(name, kind, folder)
+        if loaded is None:
             if args[0] == "real" and not (DATA / "mot" / args[1] / "img1").is_dir():
                 log(f"[pool] {name}: skipped, {DATA / 'mot' / args[1]} not found")
                 continue
@@ -291,10 +292,12 @@ def build_pool(cache: Path = CACHE, only: list[str] | None = None, log=print) ->
                 _real(folder, args[1], args[2], embedder)
             else:
                 _generated(folder, args[1], embedder)
-            seq = _load(name, kind, folder)
-        elif (meta := json.loads((folder / "meta.json").read_text())).get("embedder") != embedder_stamp():
-            embedder = embedder or _shipped_embedder()
-            log(f"[pool] {name}: embedding again with the shipped embedder")
-            _embed(folder, np.load(seq.npy)[:, :10], embedder, meta)
+            seq, _ = _load(name, kind, folder)
+        else:
+            seq, meta = loaded
+            if meta.get("embedder") != stamp:
+                embedder = embedder or _shipped_embedder()
+                log(f"[pool] {name}: embedding again with the shipped embedder")
+                _embed(folder, np.load(seq.npy)[:, :10], embedder, meta)
         pool.append(seq)
     return pool
