@@ -108,7 +108,10 @@ def read_mot_boxes(path: str | Path, min_height: float = 0.0, min_visibility: fl
     return GroundTruth(r[order, 0].astype(np.int32), r[order, 1].astype(np.int64), boxes[order].astype(np.float32))
 
 
-def tracklet_identities(tracks: GroundTruth, max_overlap: float = 0.3, min_rows: int = 10) -> GroundTruth:
+MIN_TRACKLET_ROWS = 10  # shorter tracklets give too few views of a person to learn from
+
+
+def tracklet_identities(tracks: GroundTruth, max_overlap: float = 0.3, min_rows: int = MIN_TRACKLET_ROWS) -> GroundTruth:
     """Pseudo identities from a tracker's output ``tracks``: each track cut into tracklets
     where its box overlaps another box of the same frame by IoU > ``max_overlap`` (those rows
     dropped: a tracker switches identities where people overlap) and where it skips a frame

@@ -75,13 +75,13 @@ def _synthetic_sequences(n: int, root: Path, seed: int, frames: int) -> list[Pat
 
 def _tracklet_crops(video: Path, tracks: Path, size: tuple[int, int], context: float):
     """Identity crops of the tracklets of a tracker's output ``tracks`` on ``video``."""
-    from detector.training.reid_data import load_sequence_crops, read_mot_boxes, tracklet_identities
+    from detector.training.reid_data import MIN_TRACKLET_ROWS, load_sequence_crops, read_mot_boxes, tracklet_identities
 
     if not video.is_file():
         raise SourceError(f"--tracks: video file not found: {video}")
     pseudo = tracklet_identities(read_mot_boxes(tracks, min_height=24.0))
     if not len(pseudo):
-        raise SourceError(f"--tracks: no tracklet of 10 frames or more in {tracks}")
+        raise SourceError(f"--tracks: no tracklet of {MIN_TRACKLET_ROWS} frames or more in {tracks}")
     return load_sequence_crops(video, size=size, margin=context, gt=pseudo)
 
 
