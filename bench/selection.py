@@ -28,11 +28,12 @@ KNOBS: dict[str, tuple] = {
     "coast_s": (0.0, 0.2),
     "direction_weight": (0.2,),
     "oru": (True,),
-    "association": ("cascade",),  # appearance: DeepSORT's cascade instead of the fused (BoT-SORT) cost
+    "association": ("cascade", "weighted"),  # appearance: DeepSORT's cascade, Deep OC-SORT's weighting (its defaults)
     "appearance_threshold": (0.05, 0.4),
     "appearance_iou_gate": (0.3,),
     "appearance_isolation_iou": (0.5, 0.3, 0.1, 0.0),  # appearance only for detections overlapping no other
     "appearance_ratio": (0.5, 0.3, 0.2, 0.1),  # appearance only where it tells the rivals apart (Lowe's ratio)
+    "appearance_units": ("stream",),  # cosine over the stream's typical distance between two people
     "appearance": (False,),  # with frames: motion only all the same
     "camera_motion": ("none",),  # with frames: no camera-motion compensation
     "embedder": ("histogram", "default+histogram"),  # with frames: another --embedder than the shipped model

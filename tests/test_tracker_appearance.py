@@ -1,5 +1,5 @@
-"""Appearance in the tracker: the fused (BoT-SORT) association never does worse than motion
-alone on generated crossings where DeepSORT's cascade does, and galleries learn only from
+"""Appearance in the tracker: the fused (BoT-SORT) and weighted (Deep OC-SORT) associations
+never do worse than motion alone on generated crossings where DeepSORT's cascade does, and galleries learn only from
 trusted matches (high score, unoccluded)."""
 import numpy as np
 import pytest
@@ -24,8 +24,9 @@ def _score(tmp_path, seed: int, **config) -> dict:
     return evaluate_mot(gt, out)
 
 
-def test_fused_appearance_helps_on_a_crossing_and_never_scores_below_motion(tmp_path):
-    motion, fused = _score(tmp_path, 4, appearance=False), _score(tmp_path, 4, association="fused")
+@pytest.mark.parametrize("association", ["fused", "weighted"])
+def test_fused_appearance_helps_on_a_crossing_and_never_scores_below_motion(tmp_path, association):
+    motion, fused = _score(tmp_path, 4, appearance=False), _score(tmp_path, 4, association=association)
     assert fused["IDF1"] >= motion["IDF1"] + 0.05 and fused["IDSW"] < motion["IDSW"]
     assert fused["HOTA"] >= motion["HOTA"]
 
@@ -126,3 +127,82 @@ def test_an_embedding_that_finds_both_tracks_alike_leaves_the_choice_to_geometry
     s = t.update(_dets([[111, 50, 151, 150]], [0.9], [_at(0.12)]), 3)
     (taker,) = [x.track_id for x in s if x.time_since_update == 0]
     assert (taker == a) is to_a and (taker == b) is not to_a
+
+
+@pytest.mark.parametrize("association, to_a", [("fused", True), ("weighted", False)])
+def test_deep_oc_sort_weighting_leaves_alike_rivals_to_geometry(association, to_a):
+    """The look-alike case above: Deep OC-SORT's adaptive weight of the detection falls to
+    1 - (.984 / .993 - .5) / .5 = .02 (its two tracks are about as similar), so the bonus is
+    about .01 and the IoU gives the detection to B; BoT-SORT's min(IoU cost, cosine / 2)
+    gives it to A."""
+    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association=association))
+    for f in range(3):
+        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150]], [0.9, 0.9], [_at(0.0), _at(0.3)]), f)
+    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
+    s = t.update(_dets([[111, 50, 151, 150]], [0.9], [_at(0.12)]), 3)
+    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
+    assert (taker == a) is to_a and (taker == b) is not to_a
+
+
+@pytest.mark.parametrize("weight, to_b", [(0.0, False), (0.75, True)])
+def test_deep_oc_sort_weighting_lets_a_telling_embedding_tip_the_geometry(weight, to_b):
+    """Tracks A (E0, x 100) and B (E1, x 120); a detection at x 108 overlaps A more (IoU .67
+    against .54) but carries B's embedding: similarities 0 and 1, so its weight is 1 and B's
+    bonus of ``appearance_weight`` outweighs the IoU difference; at weight 0 the IoU decides."""
+    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association="weighted",
+                              appearance_weight=weight))
+    for f in range(3):
+        t.update(_dets([[100, 50, 140, 150], [120, 50, 160, 150]], [0.9, 0.9], [E0, E1]), f)
+    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
+    s = t.update(_dets([[108, 50, 148, 150]], [0.9], [E1]), 3)
+    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
+    assert (taker == b) is to_b and (taker == a) is not to_b
+
+
+def test_deep_oc_sort_weights():
+    """Row and column weights of a similarity matrix (tracks x detections): a track whose two
+    best detections are alike gets weight ~0, a clear one 1, an empty row 0; a lone column 1."""
+    from tracker.association import _discrimination
+    sim = np.array([[0.9, 0.0], [0.9, 0.85], [0.0, 0.0]])
+    np.testing.assert_allclose(_discrimination(sim, 1, 0.5), [1.0, 1 - (0.85 / 0.9 - 0.5) / 0.5, 0.0])
+    np.testing.assert_allclose(_discrimination(sim, 0, 0.5), [0.0, 1.0])
+    np.testing.assert_allclose(_discrimination(sim[:1], 0, 0.5), [1.0, 1.0])
+    with pytest.raises(ConfigError, match="tracker.appearance_weight_bottom"):
+        TrackerConfig(appearance_weight_bottom=1.0)
+
+
+@pytest.mark.parametrize("units, to_a", [("cosine", True), ("stream", False)])
+def test_appearance_in_stream_units_does_not_overrule_geometry_with_a_collapsed_embedder(units, to_a):
+    """An embedder whose distances are all small (two different people .005 apart, as the
+    shipped CNN on real footage): tracks A and B overlap, person C is far from both. A
+    detection on B's box (IoU .95 with B, .57 with A) is .011 from A and .061 from B. In raw
+    cosine units min(IoU cost, cosine / 2) gives it to A; in the stream's units (its typical
+    distance between two people, about .012 by then) both distances are far above the
+    threshold, and the IoU gives it to B."""
+    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_units=units))
+    far = [400, 50, 440, 150]
+    for f in range(3):
+        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150], far], [0.9] * 3,
+                       [_at(0.0), _at(0.2), _at(0.1)]), f)
+    a, b, _ = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
+    s = t.update(_dets([[111, 50, 151, 150], far], [0.9, 0.9], [_at(-0.15), _at(0.1)]), 3)
+    if units == "stream":
+        assert t.table.distance_scale.value == pytest.approx((3 * (1 - np.cos(0.1)) + 1 - np.cos(0.25)) / 4, rel=1e-4)
+    (taker,) = [x.track_id for x in s if x.time_since_update == 0 and x.box[0] < 300]
+    assert (taker == a) is to_a and (taker == b) is not to_a
+
+
+def test_distance_scale_is_the_running_mean_of_each_frames_median_over_boxes_apart():
+    from tracker.nn_matching import DistanceScale
+    scale = DistanceScale(min_weight=0.5)
+    e = np.stack([_at(0.0), _at(0.5), _at(1.0)]).astype(np.float32)
+    overlapping = np.array([[0, 0.3, 0.0], [0.3, 0, 0.0], [0.0, 0.0, 0]])  # 0 and 1 overlap: not a pair
+    scale.observe(e, np.ones((3, 3)) - np.eye(3))  # every box overlaps: nothing learnt
+    assert scale.value == 1.0 and scale.frames == 0
+    scale.observe(e, overlapping)  # pairs (0, 2) and (1, 2): distances 1 - cos 1, 1 - cos .5
+    first = np.median([1 - np.cos(1.0), 1 - np.cos(0.5)])
+    assert scale.value == pytest.approx(first, rel=1e-5)
+    scale.observe(e[:2], np.zeros((2, 2)))  # one pair, 1 - cos .5; weight max(1/2, .5)
+    assert scale.value == pytest.approx(first + 0.5 * (1 - np.cos(0.5) - first), rel=1e-5)
+    with pytest.raises(ConfigError, match="tracker.appearance_units"):
+        TrackerConfig(appearance_units="pixels")

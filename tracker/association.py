@@ -4,7 +4,8 @@ int[M,2] (track row, detection index), the tracks and the detections left, in th
 
 - :func:`appearance_round`: DeepSORT, confirmed tracks on cosine distance.
 - :func:`iou_round`: tracks on IoU (optionally with OC-SORT's direction bonus); with the
-  "fused" association, BoT-SORT's appearance refinement of that IoU cost.
+  "fused" association, BoT-SORT's appearance refinement of that IoU cost; with the
+  "weighted" one, Deep OC-SORT's adaptively weighted appearance bonus.
 - :func:`low_score_round`: ByteTrack, the tracks left vs the low-score detections.
 - :func:`recovery_round`: OC-SORT, the tracks left by their last observed box.
 Only same-class pairs are matched.
@@ -44,11 +45,13 @@ def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: 
     appearance round only tentative tracks and those missed for at most
     ``iou_rescue_max_age`` frames take part, within ``secondary_iou_distance``. With the
     "fused" association appearance lowers the cost of close look-alike pairs
-    (:func:`fuse_appearance`). With OCM the assignment also rewards detections that continue
-    a track's direction of motion."""
+    (:func:`fuse_appearance`); with the "weighted" one the assignment also rewards similar
+    overlapping pairs (:func:`weighted_appearance_bonus`). With OCM the assignment also
+    rewards detections that continue a track's direction of motion. Bonuses steer the
+    assignment only: a pair is accepted on its cost alone."""
     rows, ceiling = tracks, cfg.max_iou_distance
     fused = ctx.use_appearance and cfg.association == "fused"
-    if ctx.use_appearance and not fused:
+    if ctx.use_appearance and cfg.association == "cascade":
         recent = ctx.time_since_update[tracks] - ctx.dt + 1 <= cfg.iou_rescue_max_age
         rows, ceiling = tracks[~ctx.confirmed[tracks] | recent], cfg.secondary_iou_distance
     if len(rows) == 0 or len(dets) == 0:
@@ -60,6 +63,9 @@ def iou_round(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, tracks: 
     if table.directions is not None:
         bonus = table.directions.bonus(rows, ctx.z[dets, :2], ctx.detections.scores[dets], ctx.frame,
                                        cfg.direction_weight)
+    if ctx.use_appearance and cfg.association == "weighted":
+        extra = weighted_appearance_bonus(table, ctx, cfg, rows, dets)
+        bonus = extra if bonus is None else bonus + extra
     return _round(_assign(cost, ctx.iou_infeasible, rows, dets, ceiling, bonus), tracks, dets, ctx)
 
 
@@ -69,7 +75,8 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     pair's IoU distance is below ``appearance_iou_gate`` (and within ``max_iou_distance``), its
     cosine distance below ``appearance_threshold`` and the detection overlaps no other by
     more than ``appearance_isolation_iou``, and (``appearance_ratio``) well below that of
-    every rival pair; ``cost`` (the IoU cost) elsewhere."""
+    every rival pair; ``cost`` (the IoU cost) elsewhere. With ``appearance_units`` "stream"
+    the cosine distances are first divided by the stream's :class:`DistanceScale`."""
     iou_distance = 1.0 - submatrix(ctx.iou, rows, dets)
     near = iou_distance < min(cfg.appearance_iou_gate, cfg.max_iou_distance + 1e-9)
     if cfg.appearance_isolation_iou < 1.0:
@@ -79,6 +86,8 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
         return cost
     # only the close pairs' cosines (about one per detection, not tracks x detections)
     cosine = table.appearance.pair_distance(rows[r], ctx.detections.embeddings[dets[c]])
+    if cfg.appearance_units == "stream":
+        cosine = cosine / np.float32(table.distance_scale.value)
     similar = cosine < cfg.appearance_threshold
     if cfg.appearance_ratio < 1.0:
         similar &= cosine <= cfg.appearance_ratio * _rival_distance(r, c, cosine)
@@ -86,6 +95,41 @@ def fuse_appearance(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, ro
     fused = cost.copy()
     fused[r, c] = np.minimum(cost[r, c], 0.5 * cosine[similar])
     return fused
+
+
+def weighted_appearance_bonus(table: TrackTable, ctx: MatchContext, cfg: TrackerConfig, rows: np.ndarray,
+                              dets: np.ndarray) -> np.ndarray:
+    """Deep OC-SORT's adaptively weighted appearance term float[len(rows), len(dets)], >= 0:
+    ``appearance_weight`` x row weight x column weight x cosine similarity, for pairs whose
+    boxes overlap (IoU > 0; 0 elsewhere, and for similarities below 0 or tracks without a
+    gallery). A track's (detection's) weight falls from 1 to 0 as the similarity of its
+    second most similar overlapping detection (track) approaches that of its most similar:
+    1 - max(second / best - b, 0) / (1 - b), b = ``appearance_weight_bottom``; 1 with fewer
+    than two candidates. So an embedder that finds two rivals alike leaves the choice to
+    the geometry, and one that tells them apart tips it."""
+    r, c = np.nonzero(submatrix(ctx.iou, rows, dets) > 0.0)
+    sim = np.zeros((len(rows), len(dets)))
+    if len(r) == 0:
+        return sim
+    cosine = table.appearance.pair_distance(rows[r], ctx.detections.embeddings[dets[c]])
+    sim[r, c] = np.clip(1.0 - cosine, 0.0, 1.0)
+    b = cfg.appearance_weight_bottom
+    weight = _discrimination(sim, 1, b)[:, None] * _discrimination(sim, 0, b)[None, :]
+    return cfg.appearance_weight * weight * sim
+
+
+def _discrimination(sim: np.ndarray, axis: int, bottom: float) -> np.ndarray:
+    """Deep OC-SORT's per-row (axis 1) or per-column (axis 0) weight of similarities sim
+    float[R, C] >= 0: 1 - max(second / best - bottom, 0) / (1 - bottom) over that axis's two
+    largest; 0 where the largest is 0; 1 where the axis has fewer than two entries."""
+    n = sim.shape[axis]
+    if n < 2:
+        return np.ones(sim.shape[1 - axis])
+    top = -np.partition(-sim, 1, axis=axis)
+    best, second = (top[0], top[1]) if axis == 0 else (top[:, 0], top[:, 1])
+    ratio = np.divide(second, best, out=np.ones_like(best), where=best > 0)
+    weight = 1.0 - np.maximum(ratio - bottom, 0.0) / (1.0 - bottom)
+    return np.where(best > 0, weight, 0.0)
 
 
 def _rival_distance(r: np.ndarray, c: np.ndarray, cosine: np.ndarray) -> np.ndarray:

@@ -28,7 +28,9 @@ class MatchContext:
     may update a gallery (appearance in use, score >= ``high_score_threshold``, largest IoU
     with another detection of the frame <= ``appearance_occlusion_iou``); overlap float[N]:
     each detection's largest IoU with another detection of the frame (0 alone; computed only
-    with appearance in use and an occlusion or isolation IoU below 1, else zeros).
+    with appearance in use and an occlusion or isolation IoU below 1 or appearance in stream
+    units, else zeros); pair_iou float[N,N] or None: the detections' IoU with each other
+    (diagonal 0), where it was computed for ``overlap``.
     """
 
     frame: int
@@ -47,6 +49,7 @@ class MatchContext:
     appearance_infeasible: np.ndarray
     trusted: np.ndarray
     overlap: np.ndarray
+    pair_iou: np.ndarray | None = None
 
 
 def match_context(table: TrackTable, detections: Detections, frame: int, dt: int, cfg: TrackerConfig) -> MatchContext:
@@ -68,9 +71,12 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         gated = infeasible | _outside_gate(table.kf, z, cfg.gating_position_only)
     iou = iou_matrix(table.predicted_boxes(), dets.boxes)
     iou_cost = 1.0 - (iou * np.clip(scores, 0.0, 1.0)[None, :] if cfg.fuse_score else iou)
-    # only the occlusion and isolation checks read the overlap; at 1.0 both pass every detection
-    needs_overlap = use_appearance and min(cfg.appearance_occlusion_iou, cfg.appearance_isolation_iou) < 1.0
-    overlap = _overlap(dets) if needs_overlap else np.zeros(len(dets))
+    # only the occlusion and isolation checks and the stream's distance scale read the
+    # detections' overlaps; at 1.0 the checks pass every detection
+    needs_overlap = use_appearance and (min(cfg.appearance_occlusion_iou, cfg.appearance_isolation_iou) < 1.0
+                                        or cfg.appearance_units == "stream")
+    pair_iou = _pair_iou(dets) if needs_overlap else None
+    overlap = pair_iou.max(axis=1, initial=0.0) if needs_overlap else np.zeros(len(dets))
     return MatchContext(
         frame, dt, dets, z,
         high=np.flatnonzero(scores >= cfg.high_score_threshold), low=np.flatnonzero(scores < cfg.high_score_threshold),
@@ -80,16 +86,16 @@ def match_context(table: TrackTable, detections: Detections, frame: int, dt: int
         appearance_infeasible=gated if cfg.gating else infeasible,
         trusted=(dets.scores >= cfg.high_score_threshold) & (overlap <= cfg.appearance_occlusion_iou)
         if use_appearance else np.zeros(len(dets), bool),
-        overlap=overlap)
+        overlap=overlap, pair_iou=pair_iou)
 
 
-def _overlap(dets: Detections) -> np.ndarray:
-    """float[N]: each detection's largest IoU with another detection (0 for a lone one)."""
+def _pair_iou(dets: Detections) -> np.ndarray:
+    """float[N,N]: the detections' IoU with each other, 0 on the diagonal."""
     if len(dets) < 2:
-        return np.zeros(len(dets))
+        return np.zeros((len(dets), len(dets)))
     iou = iou_matrix(dets.boxes, dets.boxes)
     np.fill_diagonal(iou, 0.0)
-    return iou.max(axis=1)
+    return iou
 
 
 def _outside_gate(kf, z: np.ndarray, position_only: bool) -> np.ndarray:

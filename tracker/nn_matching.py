@@ -61,6 +61,45 @@ def cosine_distance_matrix(galleries: list[Gallery], features: np.ndarray) -> np
     return out
 
 
+class DistanceScale:
+    """A stream's typical cosine distance between the embeddings of two different objects:
+    the running mean of each frame's median distance over pairs of detections whose boxes
+    do not overlap (two such boxes of one frame hold two different objects). Dividing an
+    appearance distance by :attr:`value` puts it in units of that (about 1 for two different
+    objects), whatever the embedder's own scale. :attr:`value` is 1 until a frame had a pair.
+
+    Frame k's median enters with weight max(1 / k, ``min_weight``): the plain mean at first,
+    then an exponential average over about 1 / ``min_weight`` frames.
+    """
+
+    def __init__(self, min_weight: float = 0.02) -> None:
+        self.value = 1.0
+        self.frames = 0
+        self.min_weight = min_weight
+
+    def observe(self, features: np.ndarray, iou: np.ndarray) -> None:
+        """One frame's embeddings float32[N, D] (L2-normalised) and their boxes' IoU float[N, N]."""
+        apart = iou <= 0.0
+        np.fill_diagonal(apart, False)
+        # each pair twice (both triangles), which leaves the median as it is; the Gram matrix in
+        # one BLAS call beats gathering the pairs' rows (50 boxes: ~1,200 pairs)
+        similarity = (features @ features.T)[apart]
+        if not len(similarity):
+            return
+        median = 1.0 - _median(similarity)
+        self.frames += 1
+        self.value += max(1.0 / self.frames, self.min_weight) * (max(median, 1e-6) - self.value)
+
+
+def _median(values: np.ndarray) -> float:
+    """np.median of a 1-d array by partition (a tenth of np.median's cost at ~1,000 values)."""
+    k = len(values) // 2
+    if len(values) % 2:
+        return float(np.partition(values, k)[k])
+    low, high = np.partition(values, (k - 1, k))[k - 1:k + 1]
+    return 0.5 * (float(low) + float(high))
+
+
 class AppearanceBank:
     """Appearance memory of all tracks of a stream, rows aligned with the tracker's tracks.
 

@@ -6,7 +6,7 @@ import numpy as np
 from tracker import kalman as K
 from tracker.config import FrameLimits, TrackerConfig
 from tracker.direction import DirectionHistory
-from tracker.nn_matching import AppearanceBank
+from tracker.nn_matching import AppearanceBank, DistanceScale
 from tracker.oru import re_update
 from tracker.track import CONFIRMED, DELETED, STATES, TENTATIVE, Track, TrackSnapshot, TrackState
 
@@ -72,7 +72,7 @@ class TrackColumns:
 
 class TrackTable:
     """The live tracks of a stream as rows that stay aligned: the :class:`TrackColumns`,
-    the Kalman states, the appearance rows, the OCM direction history (when
+    the Kalman states, the appearance rows (and the stream's :class:`DistanceScale`), the OCM direction history (when
     ``direction_weight`` > 0) and, for ORU, the Kalman state saved right after each
     track's last update. :meth:`add` and :meth:`keep` are the only ways rows come and go.
     Time is counted in frames (``limits``: the config's time constants at the stream's frame
@@ -85,6 +85,7 @@ class TrackTable:
         self.kf = K.make_store(config.kalman, K.AspectNoise(config.aspect_process_std, config.aspect_measurement_std))
         self.columns = TrackColumns()
         self.appearance = AppearanceBank(config.gallery_budget, config.embedding_ema)
+        self.distance_scale = DistanceScale()
         self.directions = DirectionHistory(config.direction_delta_t) if config.direction_weight > 0 else None
         self.saved_mean = np.zeros((0, 8))
         self.saved_cov = np.zeros((0, 8, 8))

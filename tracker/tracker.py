@@ -26,6 +26,7 @@ import numpy as np
 from base.types import Detections
 from tracker.association import appearance_round, iou_round, low_score_round, recovery_round
 from tracker.config import FrameLimits, TrackerConfig
+from tracker.linear_assignment import submatrix
 from tracker.match_context import MatchContext, match_context
 from tracker.track import Track, TrackSnapshot, TrackState
 from tracker.track_table import TrackTable
@@ -83,6 +84,9 @@ class Tracker:
         if warp is not None and not _is_identity(warp):
             self.table.warp(warp)
         ctx = match_context(self.table, detections, frame_index, dt, self.config)
+        if ctx.use_appearance and self.config.appearance_units == "stream":
+            high = ctx.high
+            self.table.distance_scale.observe(ctx.detections.embeddings[high], submatrix(ctx.pair_iou, high, high))
         matches, tracks_left, dets_left = self._associate(ctx)
         rows, cols = matches[:, 0], matches[:, 1]
         dets = ctx.detections
