@@ -113,6 +113,23 @@ def _at(angle: float) -> np.ndarray:
     return np.cos(angle) * E0 + np.sin(angle) * E1
 
 
+def _taker(config: TrackerConfig, boxes, embs, det_boxes, det_embs) -> tuple[str, Tracker]:
+    """Tracks A, B, ... (``boxes`` from left to right, with ``embs``) seen for three frames,
+    then one frame of detections: which track ("A", "B", ...) took ``det_boxes[0]``, and the
+    tracker."""
+    t = Tracker(config)
+    for f in range(3):
+        t.update(_dets(boxes, [0.9] * len(boxes), embs), f)
+    ids = [x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0]))]
+    s = t.update(_dets(det_boxes, [0.9] * len(det_boxes), det_embs), 3)
+    taker = min((x for x in s if x.time_since_update == 0), key=lambda x: abs(float(x.box[0]) - det_boxes[0][0]))
+    return "ABCDEFGH"[ids.index(taker.track_id)], t
+
+
+LOOK_ALIKE = ([[100, 50, 140, 150], [112, 50, 152, 150]], [_at(0.0), _at(0.3)], [[111, 50, 151, 150]], [_at(0.12)])
+"""Tracks A (x 100) and B (x 112) 0.3 rad apart; a detection on B's box nearer A's embedding."""
+
+
 @pytest.mark.parametrize("ratio, to_a", [(1.0, True), (0.3, False)])
 def test_an_embedding_that_finds_both_tracks_alike_leaves_the_choice_to_geometry_below_the_ratio(ratio, to_a):
     """Tracks A (x 100) and B (x 112) look alike (embeddings 0.3 rad apart). A detection on
@@ -120,13 +137,8 @@ def test_an_embedding_that_finds_both_tracks_alike_leaves_the_choice_to_geometry
     distances .007 and .016): min(IoU cost, cosine / 2) gives it to A; with
     ``appearance_ratio`` 0.3 neither distance is below 0.3 times its rival's, and the IoU
     gives it to B."""
-    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_ratio=ratio))
-    for f in range(3):
-        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150]], [0.9, 0.9], [_at(0.0), _at(0.3)]), f)
-    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
-    s = t.update(_dets([[111, 50, 151, 150]], [0.9], [_at(0.12)]), 3)
-    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
-    assert (taker == a) is to_a and (taker == b) is not to_a
+    cfg = TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_ratio=ratio)
+    assert _taker(cfg, *LOOK_ALIKE)[0] == ("A" if to_a else "B")
 
 
 @pytest.mark.parametrize("association, to_a", [("fused", True), ("weighted", False)])
@@ -135,13 +147,8 @@ def test_deep_oc_sort_weighting_leaves_alike_rivals_to_geometry(association, to_
     1 - (.984 / .993 - .5) / .5 = .02 (its two tracks are about as similar), so the bonus is
     about .01 and the IoU gives the detection to B; BoT-SORT's min(IoU cost, cosine / 2)
     gives it to A."""
-    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association=association))
-    for f in range(3):
-        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150]], [0.9, 0.9], [_at(0.0), _at(0.3)]), f)
-    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
-    s = t.update(_dets([[111, 50, 151, 150]], [0.9], [_at(0.12)]), 3)
-    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
-    assert (taker == a) is to_a and (taker == b) is not to_a
+    cfg = TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association=association)
+    assert _taker(cfg, *LOOK_ALIKE)[0] == ("A" if to_a else "B")
 
 
 @pytest.mark.parametrize("weight, to_b", [(0.0, False), (0.75, True)])
@@ -149,14 +156,10 @@ def test_deep_oc_sort_weighting_lets_a_telling_embedding_tip_the_geometry(weight
     """Tracks A (E0, x 100) and B (E1, x 120); a detection at x 108 overlaps A more (IoU .67
     against .54) but carries B's embedding: similarities 0 and 1, so its weight is 1 and B's
     bonus of ``appearance_weight`` outweighs the IoU difference; at weight 0 the IoU decides."""
-    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association="weighted",
-                              appearance_weight=weight))
-    for f in range(3):
-        t.update(_dets([[100, 50, 140, 150], [120, 50, 160, 150]], [0.9, 0.9], [E0, E1]), f)
-    a, b = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
-    s = t.update(_dets([[108, 50, 148, 150]], [0.9], [E1]), 3)
-    (taker,) = [x.track_id for x in s if x.time_since_update == 0]
-    assert (taker == b) is to_b and (taker == a) is not to_b
+    cfg = TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, association="weighted",
+                        appearance_weight=weight)
+    taker, _ = _taker(cfg, [[100, 50, 140, 150], [120, 50, 160, 150]], [E0, E1], [[108, 50, 148, 150]], [E1])
+    assert taker == ("B" if to_b else "A")
 
 
 def test_deep_oc_sort_weights():
@@ -179,17 +182,13 @@ def test_appearance_in_stream_units_does_not_overrule_geometry_with_a_collapsed_
     cosine units min(IoU cost, cosine / 2) gives it to A; in the stream's units (its typical
     distance between two people, about .012 by then) both distances are far above the
     threshold, and the IoU gives it to B."""
-    t = Tracker(TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_units=units))
+    cfg = TrackerConfig(init_s=0, embedding_ema=0.5, appearance_occlusion_iou=1.0, appearance_units=units)
     far = [400, 50, 440, 150]
-    for f in range(3):
-        t.update(_dets([[100, 50, 140, 150], [112, 50, 152, 150], far], [0.9] * 3,
-                       [_at(0.0), _at(0.2), _at(0.1)]), f)
-    a, b, _ = (x.track_id for x in sorted(t.snapshots(), key=lambda x: float(x.box[0])))
-    s = t.update(_dets([[111, 50, 151, 150], far], [0.9, 0.9], [_at(-0.15), _at(0.1)]), 3)
+    taker, t = _taker(cfg, [[100, 50, 140, 150], [112, 50, 152, 150], far], [_at(0.0), _at(0.2), _at(0.1)],
+                      [[111, 50, 151, 150], far], [_at(-0.15), _at(0.1)])
+    assert taker == ("A" if to_a else "B")
     if units == "stream":
         assert t.table.distance_scale.value == pytest.approx((3 * (1 - np.cos(0.1)) + 1 - np.cos(0.25)) / 4, rel=1e-4)
-    (taker,) = [x.track_id for x in s if x.time_since_update == 0 and x.box[0] < 300]
-    assert (taker == a) is to_a and (taker == b) is not to_a
 
 
 def test_distance_scale_is_the_running_mean_of_each_frames_median_over_boxes_apart():
