@@ -330,7 +330,10 @@ def test_strangers_on_the_tcp_ports_get_nothing_and_the_run_loses_no_frame(tmp_p
     collector.start()
     cli = subprocess.Popen([sys.executable, "-m", "vidtrack", "subscribe", "--endpoint", config.events.endpoint,
                             "--keys", keys, "--type", "frame", "--count", "1", "--timeout", "60"],
-                           stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+    # a subscriber that is still importing when the 40 frames go out sees none of them
+    assert cli.stderr.readline().startswith("vidtrack subscribe: listening on")
     start = time.monotonic()
     try:
         summary = service.run()

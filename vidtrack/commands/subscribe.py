@@ -31,6 +31,8 @@ def main(args) -> int:
     sock = factory.connect(zmq.SUB, args.endpoint)
     for stream in args.stream or [""]:
         sock.setsockopt(zmq.SUBSCRIBE, stream.encode())
+    # on stderr, so stdout stays pure JSON lines; a script may wait for it before starting a run
+    print(f"vidtrack subscribe: listening on {args.endpoint}", file=sys.stderr, flush=True)
     seen = 0
     try:
         while True:
