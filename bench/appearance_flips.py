@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tracker.association as association  # noqa: E402
 from base.geometry import iou_matrix  # noqa: E402
-from base.mot import read_feature_detections, read_mot, write_mot  # noqa: E402
+from base.mot import read_feature_detections, write_mot  # noqa: E402
 from bench.sequences import build_pool  # noqa: E402
+from detector.training.reid_data import read_mot_boxes  # noqa: E402
 from tracker import TrackerConfig  # noqa: E402
-from tracker.linear_assignment import lifted, matched_pairs, submatrix  # noqa: E402
 from vidtrack.evaluation import evaluate_mot  # noqa: E402
 from workers.offline import track_sequence  # noqa: E402
 
@@ -60,9 +60,7 @@ class FlipRecorder:
         fused = self._inner(table, ctx, cfg, rows, dets, cost)
         if fused is cost:
             return fused
-        blocked = submatrix(ctx.iou_infeasible, rows, dets)
-        by_iou = self._pairs(np.where(blocked, np.inf, cost), cfg, rows, dets)
-        by_fused = self._pairs(np.where(blocked, np.inf, fused), cfg, rows, dets)
+        by_iou, by_fused = (self._pairs(c, ctx, cfg, rows, dets) for c in (cost, fused))
         ids, boxes = table.columns.track_id, ctx.detections.boxes
         scale = float(table.distance_scale.value) if cfg.appearance_units == "stream" else 1.0
         for r, c in by_fused - by_iou:
@@ -73,8 +71,9 @@ class FlipRecorder:
         return fused
 
     @staticmethod
-    def _pairs(cost, cfg, rows, dets) -> set[tuple[int, int]]:
-        return set(map(tuple, lifted(matched_pairs(cost, cfg.max_iou_distance), rows, dets).tolist()))
+    def _pairs(cost, ctx, cfg, rows, dets) -> set[tuple[int, int]]:
+        """The (track row, detection) pairs the IoU round's assignment makes on ``cost``."""
+        return set(map(tuple, association._assign(cost, ctx.iou_infeasible, rows, dets, cfg.max_iou_distance).tolist()))
 
 
 class Identities:
@@ -82,20 +81,17 @@ class Identities:
     before a frame (its last reported box's, within :data:`LOOKBACK` frames)."""
 
     def __init__(self, gt_path: Path, rows: list[tuple]):
-        gt = read_mot(gt_path)
-        self.gt: dict[int, np.ndarray] = {}
-        for f in np.unique(gt[:, 0]).astype(int):
-            g = gt[(gt[:, 0] == f) & (gt[:, 6] != 0)]  # column 7: 0 = not counted
-            self.gt[f] = np.column_stack([g[:, 1], g[:, 2:4], g[:, 2:4] + g[:, 4:6]])
+        gt = read_mot_boxes(gt_path, classes=None)
+        self.gt = {int(f): (gt.ids[gt.frames == f], gt.boxes[gt.frames == f]) for f in np.unique(gt.frames)}
         self.track = {(r[0], r[1]): self.of_box(r[0], np.array(r[2:6])) for r in rows}
 
     def of_box(self, frame: int, box: np.ndarray) -> int:
-        g = self.gt.get(frame)
-        if g is None or not len(g):
+        ids, boxes = self.gt.get(frame, (None, None))
+        if ids is None:
             return -1
-        iou = iou_matrix(box[None].astype(np.float64), g[:, 1:5])[0]
+        iou = iou_matrix(np.asarray(box, np.float32)[None], boxes)[0]
         k = int(iou.argmax())
-        return int(g[k, 0]) if iou[k] >= 0.5 else -1
+        return int(ids[k]) if iou[k] >= 0.5 else -1
 
     def of_track_before(self, frame: int, track_id: int) -> int:
         for back in range(1, LOOKBACK + 1):
@@ -106,13 +102,11 @@ class Identities:
 
     def judge(self, pairs: list[tuple]) -> tuple[list[int], list[float], list[float]]:
         """[right, wrong, unknown] counts and the cosines of the right and the wrong pairs."""
-        counts, right, wrong = [0, 0, 0], [], []
+        right, wrong, unknown = [], [], []
         for frame, track_id, box, cosine in pairs:
             t, d = self.of_track_before(frame, track_id), self.of_box(frame, box)
-            k = 2 if t < 0 or d < 0 else (0 if t == d else 1)
-            counts[k] += 1
-            (right if k == 0 else wrong if k == 1 else []).append(cosine)
-        return counts, right, wrong
+            (unknown if t < 0 or d < 0 else right if t == d else wrong).append(cosine)
+        return [len(right), len(wrong), len(unknown)], right, wrong
 
 
 def scores(seq, rows) -> tuple[float, float]:
