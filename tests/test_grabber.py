@@ -50,6 +50,22 @@ def test_missing_file_gives_clear_error(tmp_path):
         VideoSource(str(tmp_path / "nope.mp4"))
 
 
+def test_opening_a_camera_that_does_not_answer_waits_timeout_seconds_once():
+    """A loopback port that accepts the connection and never says a word: the open gives up
+    after ``open_timeout_s``, not twice that (it once tried again without the decoder thread
+    count, which FFmpeg takes anyway)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        start = time.monotonic()
+        with pytest.raises(SourceError, match="cannot open network source"):
+            VideoSource(f"rtsp://127.0.0.1:{silent.getsockname()[1]}/cam", open_timeout_s=2.0)
+        elapsed = time.monotonic() - start
+    assert 1.5 < elapsed < 3.0, elapsed  # the timeout's own wait, and not a second one (4 s)
+
+
 def test_decode_threads_set_and_frames_unchanged(tmp_path):
     import cv2
 

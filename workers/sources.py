@@ -92,8 +92,10 @@ class VideoSource:
     def _open_capture(self):
         target, params, threads = self._open_args
         cap = cv2.VideoCapture(target, cv2.CAP_ANY, params + threads)
-        if threads and not cap.isOpened():
-            # a backend that does not take the thread count refuses to open: try without it
+        if threads and not cap.isOpened() and self.kind == "file":
+            # a backend that does not take the thread count refuses to open: try without it. Not
+            # for a URL (FFmpeg takes the count): a second try would double the wait on a camera
+            # that does not answer (4.0 s with timeout_seconds = 2) and every connect refused
             cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
         if not cap.isOpened():
             raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
