@@ -36,6 +36,7 @@ from wire import messages
 from wire.transport import Security, SocketFactory, check_bind_host
 from workers.detector_worker import DetectorStage, DetectorStageSpec, load_models
 from workers.grabber import Grabber, GrabberSpec, RewindRequest
+from workers.sources import quiet_native_logs
 from workers.tracker_worker import TrackerStage, TrackerStageSpec
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ def run_grabber(config: Config, source_id: str, metrics_endpoint: str = "", hold
     if source_id not in ids:
         raise ConfigError(f"--source: no source with id {source_id!r} (known: {', '.join(ids)})")
     i = ids.index(source_id)
+    quiet_native_logs()
     layout = TcpLayout.of(config)
     check_bind_host(layout.frames_bind[i], config.transport.allow_remote)
     spec = GrabberSpec(config.sources[i], endpoint=layout.frames_bind[i], security=config.security,

@@ -1,4 +1,7 @@
 """Grabbers over real ZeroMQ sockets, reading real (small, generated) video files."""
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -48,6 +51,43 @@ def test_source_kinds():
 def test_missing_file_gives_clear_error(tmp_path):
     with pytest.raises(SourceError, match="not found"):
         VideoSource(str(tmp_path / "nope.mp4"))
+
+
+_OPEN_REFUSED_THREE_TIMES = """
+import sys
+from base.errors import SourceError
+from workers.sources import VideoSource, quiet_native_logs
+quiet_native_logs()
+for _ in range(3):
+    try:
+        VideoSource(sys.argv[1], open_timeout_s=1.0)
+    except SourceError as exc:
+        print(exc)
+"""
+
+
+@pytest.mark.parametrize("user_level", [None, "16"])
+def test_a_refused_camera_does_not_fill_stderr_unless_the_user_asks(user_level):
+    """A grabber process quiets FFmpeg and OpenCV (a camera that is down made FFmpeg print two
+    lines a second for as long as it was down); a level the user set wins. Real FFmpeg
+    connects to a loopback port where nothing listens, in a process of its own."""
+    from vidtrack.commands.demo import free_tcp_port
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
+    if user_level is not None:
+        env["OPENCV_FFMPEG_LOGLEVEL"] = user_level
+    url = f"rtsp://127.0.0.1:{free_tcp_port()}/cam"
+    run = subprocess.run([sys.executable, "-c", _OPEN_REFUSED_THREE_TIMES, url], capture_output=True, text=True,
+                         timeout=60, env={**env, "PYTHONPATH": os.getcwd()})
+    lines = (run.stdout + run.stderr).splitlines()  # with a level set, OpenCV prints FFmpeg's lines on stdout
+    errors = [line for line in lines if line.startswith(f"cannot open network source '{url}'")]
+    assert len(errors) == 3
+    if user_level is None:
+        assert lines == errors
+        assert all("OPENCV_FFMPEG_LOGLEVEL=16 prints FFmpeg's reason" in e for e in errors)
+    else:
+        assert sum("Connection refused" in line for line in lines) >= 3  # one per connect tried
+        assert not any("OPENCV_FFMPEG_LOGLEVEL" in e for e in errors)
 
 
 def test_opening_a_camera_that_does_not_answer_waits_timeout_seconds_once():

@@ -40,7 +40,7 @@ from base.types import Frame
 from detector.camera_motion import DEFAULT_METHOD as DEFAULT_CAMERA_MOTION, METHODS as CAMERA_MOTION_METHODS, make_estimator
 from detector.camera_motion import replay_start
 from workers.meter import StageMeter
-from workers.sources import VideoSource, source_kind
+from workers.sources import VideoSource, quiet_native_logs, source_kind
 
 log = logging.getLogger(__name__)
 END_MARKER_TIMEOUT_S = 10.0
@@ -599,6 +599,7 @@ def grabber_main(spec: GrabberSpec, stop=None, report_queue=None, release=None, 
         if report_queue is not None:
             report_queue.put({"stage": "grabber", "stream": spec.stream_id, **kw})
 
+    quiet_native_logs()
     try:
         Grabber(spec, stop, report, release, rewind).run()
     except SourceError:

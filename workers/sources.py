@@ -12,6 +12,22 @@ import numpy as np
 from base.errors import SourceError
 
 NETWORK_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "tcp://", "udp://", "rtmp://")
+FFMPEG_LOG_LEVEL = "8"  # AV_LOG_FATAL
+
+
+def quiet_native_logs() -> None:
+    """Keep FFmpeg's and OpenCV's own messages about a source off stderr in this process,
+    unless the user set their level (``OPENCV_FFMPEG_LOGLEVEL``, ``OPENCV_LOG_LEVEL``).
+
+    Why: while a camera is down FFmpeg prints a line for every connect refused, two a second
+    for as long as the outage lasts, and OpenCV one for every read that times out; the
+    grabber reports the same outage itself, once (``stream.stalled``, its rate-limited
+    reconnect warnings). A user who needs FFmpeg's reason for a refused URL sets
+    ``OPENCV_FFMPEG_LOGLEVEL=16``. FFmpeg reads its level when the process opens its first
+    source, so the grabbers' entry points call this first."""
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", FFMPEG_LOG_LEVEL)
+    if "OPENCV_LOG_LEVEL" not in os.environ:
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 
 def source_kind(url: str | int) -> str:
@@ -21,6 +37,13 @@ def source_kind(url: str | int) -> str:
     if url.lower().startswith(NETWORK_SCHEMES):
         return "network"
     return "file"
+
+
+def _ffmpeg_hint() -> str:
+    """Where FFmpeg's own reason for a refused source is, when :func:`quiet_native_logs` hid it."""
+    if os.environ.get("OPENCV_FFMPEG_LOGLEVEL") == FFMPEG_LOG_LEVEL:
+        return "; OPENCV_FFMPEG_LOGLEVEL=16 prints FFmpeg's reason"
+    return ""
 
 
 SEEK_MARK_EVERY = 32  # frames between the marks a file seek starts from (16 bytes each: 0.5 MB per million frames)
@@ -98,7 +121,8 @@ class VideoSource:
             # that does not answer (4.0 s with timeout_seconds = 2) and every connect refused
             cap = cv2.VideoCapture(target, cv2.CAP_ANY, params)
         if not cap.isOpened():
-            raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera)")
+            raise SourceError(f"cannot open {self.kind} source {self.url!r} (not a readable video or camera"
+                              f"{_ffmpeg_hint()})")
         return cap
 
     def read(self, out: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
