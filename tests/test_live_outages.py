@@ -14,6 +14,11 @@ begins in the event log and asserts what it did: the stream is not ended, one
 ``stream.stalled`` then one ``stream.resumed`` with a gap close to the outage, the tracks of
 that stream ended with ``reason: "stream stalled"``, frames after the outage tracked (new
 track ids above the old ones), the other streams tracked throughout without a stall.
+
+The service's output goes to a file, never to a pipe nobody reads until the end: once 64 KiB
+were waiting there, the next process to log (FFmpeg's reconnect lines alone came to 27 KB in
+one run of the module) would block in write(2), and a stream with it. A failed check says
+how late the frames on either side of the gap were and ends with the service's last lines.
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -83,6 +89,7 @@ class EventLog:
 
     def __init__(self, endpoint: str):
         self.events: list[tuple[float, dict]] = []
+        self.wall_offset = time.time() - time.monotonic()  # a frame's "ts" is the wall clock at capture
         self._stop = threading.Event()
         self._sock = zmq.Context.instance().socket(zmq.SUB)
         self._sock.setsockopt(zmq.SUBSCRIBE, b"")
@@ -110,15 +117,31 @@ class EventLog:
         raise AssertionError(f"no {count} {kind} of {stream} within {timeout_s} s; "
                              f"since the mark: {[e['type'] for _, e in self.since(mark, stream)][-20:]}")
 
+    def latency(self, arrived: float, event: dict) -> float:
+        """Seconds from a live frame's capture to its event's arrival here."""
+        return arrived + self.wall_offset - event["ts"]
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(2)
         self._sock.close(0)
 
 
+@dataclass
+class Live:
+    """What the tests share: the servers, the event log, and the file the service writes its output to."""
+
+    servers: dict[str, Server]
+    log: EventLog
+    service_log: Path
+
+    def output_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.service_log.read_text(errors="replace").splitlines()[-lines:])
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    """Three servers and one ``vidtrack run`` reading them; yields (servers, event log)."""
+    """Three servers and one ``vidtrack run`` reading them; yields a :class:`Live`."""
     tmp = tmp_path_factory.mktemp("live")
     scene = write_scene(tmp / "scene", SceneConfig(num_frames=250, width=320, height=180, seed=3))
     video = str(scene / "video.mp4")
@@ -140,31 +163,32 @@ def live(tmp_path_factory):
         + f'[events]\nendpoint = "ipc://{tmp}/events"\nmode = "frame"\n\n'  # tcp would need the run's CURVE keys
         + '[output]\ndir = ""\nprogress = false\n')
     log = EventLog(f"ipc://{tmp}/events")
-    service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
-                               env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    service_log = tmp / "service.log"
+    with service_log.open("w") as output:
+        service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
+                                   env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=output, stderr=subprocess.STDOUT)
     try:
         for name in servers:
             log.wait_for(0, name, "frame", timeout_s=120, count=25)
-        yield servers, log
+        yield Live(servers, log, service_log)
         assert service.poll() is None, "the service ended during the outages"
     finally:
         service.send_signal(signal.SIGTERM)
         try:
-            output, _ = service.communicate(timeout=60)
+            service.wait(timeout=60)
         except subprocess.TimeoutExpired:
             service.kill()
-            output, _ = service.communicate()
+            service.wait()
         log.close()
         for server in servers.values():
             server.resume()
             server.stop()
-    print(output[-3000:])
+    print(service_log.read_text(errors="replace")[-3000:])
 
 
-def _ride_out(live, name: str, fault: str, outage_s: float) -> None:
+def _ride_out(live: Live, name: str, fault: str, outage_s: float) -> None:
     """Stop or pause server ``name`` for ``outage_s`` and check what the promise says."""
-    servers, log = live
+    servers, log = live.servers, live.log
     mark = len(log.events)
     live_tracks = {e["track_id"] for _, e in log.since(mark - 200 if mark > 200 else 0, name, "track.started")}
     began = time.monotonic()
@@ -172,8 +196,18 @@ def _ride_out(live, name: str, fault: str, outage_s: float) -> None:
     time.sleep(outage_s)
     (servers[name].start if fault == "stop" else servers[name].resume)()
     back = time.monotonic()
-    (_, resumed), = log.wait_for(mark, name, "stream.resumed", timeout_s=30)
-    log.wait_for(mark, name, "frame", timeout_s=20, count=len(log.since(mark, name, "frame")) + 25)
+    try:
+        (_, resumed), = log.wait_for(mark, name, "stream.resumed", timeout_s=30)
+        log.wait_for(mark, name, "frame", timeout_s=20, count=len(log.since(mark, name, "frame")) + 25)
+        _check_ride_out(live, name, outage_s, mark, live_tracks, began, back, resumed)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{_around_the_gap(live, name, mark, began)}\n"
+                             f"--- the service's last lines:\n{live.output_tail()}") from None
+
+
+def _check_ride_out(live: Live, name: str, outage_s: float, mark: int, live_tracks: set, began: float,
+                    back: float, resumed: dict) -> None:
+    servers, log = live.servers, live.log
     ours = log.since(mark, name)
     kinds = [e["type"] for _, e in ours]
     assert "stream.ended" not in [e["type"] for _, e in log.since(mark)]
@@ -209,6 +243,24 @@ def _ride_out(live, name: str, fault: str, outage_s: float) -> None:
         assert len(during) >= outage_s, (other, len(during))
 
 
+def _around_the_gap(live: Live, name: str, mark: int, began: float) -> str:
+    """The frames of ``name`` on either side of its gap after event ``mark`` (the server went
+    at ``began``): frame, arrival here and capture-to-arrival latency, so that a failure says
+    whether frames came late out of the grabber or late through the pipeline."""
+    log = live.log
+    resumed = [t for t, _ in log.since(mark, name, "stream.resumed")]
+    frames = log.since(0, name, "frame")
+    if not resumed or not frames:
+        return f"{name}: {len(resumed)} stream.resumed and {len(frames)} frames since the start"
+    before = [(t, e) for t, e in frames if t < resumed[0]][-3:]
+    after = [(t, e) for t, e in frames if t > resumed[0]][:5]
+    rows = [f"  frame {e['frame']}: arrived {t - began:+.2f} s, {log.latency(t, e):.2f} s after capture"
+            for t, e in before + after]
+    return "\n".join([f"{name}: stream.resumed arrived {resumed[0] - began:.2f} s after the server went; "
+                      "frames around it (arrival after the server went, latency from capture):",
+                      *rows])
+
+
 @pytest.mark.parametrize("name", ["rtsp", "mjpeg", "mpegts"])
 @pytest.mark.parametrize("fault", ["stop", "sigstop"])
 def test_a_ten_second_outage_is_ridden_out(live, name, fault):
@@ -218,7 +270,7 @@ def test_a_ten_second_outage_is_ridden_out(live, name, fault):
 def test_tracks_of_a_stalled_stream_end_and_new_ones_start(live):
     """The MJPEG camera shows a generated scene with objects: its tracks end at the stall
     and new ones, with new ids, start after it."""
-    servers, log = live
+    log = live.log
     mark = len(log.events)
     _ride_out(live, "mjpeg", "stop", 4.0)
     kinds = [(e["type"], e.get("reason")) for _, e in log.since(mark, "mjpeg")]
@@ -230,3 +282,12 @@ def test_tracks_of_a_stalled_stream_end_and_new_ones_start(live):
 @pytest.mark.parametrize("name", ["rtsp", "mjpeg", "mpegts"])
 def test_a_sixty_second_outage_is_ridden_out(live, name):
     _ride_out(live, name, "stop", 60.0)
+
+
+def test_the_outages_did_not_flood_the_service_log(live):
+    """Runs after the outages above: FFmpeg's own line per refused connect (two a second
+    while a server was down) is off in the grabbers (workers.sources.quiet_native_logs), and
+    what the service logged of ten outages is a few lines each."""
+    output = live.service_log.read_text(errors="replace")
+    assert "Connection refused" not in output and "[tcp @" not in output
+    assert len(output) < 20_000, live.output_tail(80)
