@@ -119,9 +119,10 @@ def soak(streams: int, seconds: float, warmup: float, size: str, fps: int) -> di
     write_config(config, f"rtsp://127.0.0.1:{rtsp_port}/cam", streams, events_endpoint)
     events = Events(events_endpoint)
     events.start()
-    service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
-                               env={**os.environ, "PYTHONPATH": str(REPO)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # its output to a file: a pipe read only at the end blocks the service's next log line once full
+    with (tmp / "service.log").open("w") as output:
+        service = subprocess.Popen([sys.executable, "-m", "vidtrack", "run", str(config)], cwd=tmp,
+                                   env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=output, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
         while len(events.frames) < streams and time.monotonic() < deadline and service.poll() is None:
@@ -140,7 +141,7 @@ def soak(streams: int, seconds: float, warmup: float, size: str, fps: int) -> di
     finally:
         service.send_signal(signal.SIGTERM)
         try:
-            service.communicate(timeout=60)
+            service.wait(timeout=60)
         except subprocess.TimeoutExpired:
             service.kill()
         time.sleep(0.5)

@@ -460,6 +460,9 @@ def run_candidate(job: tuple) -> tuple[str, str, str, dict]:
     return mode, name, seq.name, {k: m[k] for k in METRICS} | {"ups": seq.n_frames / max(spent, 1e-9)}
 
 
+PEER_OUTPUTS = ("peer-stdout.txt", "peer-stderr.txt")  # the peer run's stdout and stderr, in its tmp folder
+
+
 def start_peers(pool: list, tmp: Path) -> tuple[subprocess.Popen, list[dict]]:
     """Every peer on every pool sequence, in the background (bench/.venv-peers): BoT-SORT with
     CMC on the frames, DeepSORT on the .npy embeddings, each given the sequence's frame rate."""
@@ -474,14 +477,18 @@ def start_peers(pool: list, tmp: Path) -> tuple[subprocess.Popen, list[dict]]:
             jobs.append(job)
     path = tmp / "peer-jobs.json"
     path.write_text(json.dumps(jobs))
-    proc = subprocess.Popen([str(PEER_PY), str(ROOT / "bench" / "peer_runner.py"), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # to files, not pipes: nobody reads a pipe until the peers are done, and a peer that
+    # filled one (64 KiB of warnings) would stop in write(2) with its clock running
+    with (tmp / PEER_OUTPUTS[0]).open("w") as out, (tmp / PEER_OUTPUTS[1]).open("w") as err:
+        proc = subprocess.Popen([str(PEER_PY), str(ROOT / "bench" / "peer_runner.py"), str(path)],
+                                stdout=out, stderr=err)
     return proc, jobs
 
 
-def collect_peers(proc: subprocess.Popen, jobs: list[dict], pool: list) -> dict[str, dict[str, dict]]:
-    """{peer: {sequence: metrics}} once the background peer run is done."""
-    out, err = proc.communicate()
+def collect_peers(proc: subprocess.Popen, jobs: list[dict], pool: list, tmp: Path) -> dict[str, dict[str, dict]]:
+    """{peer: {sequence: metrics}} once the background peer run (its output in ``tmp``) is done."""
+    proc.wait()
+    out, err = ((tmp / name).read_text(errors="replace") for name in PEER_OUTPUTS)
     if proc.returncode != 0:
         raise RuntimeError(f"peer_runner failed: {err[-2000:]}")
     secs = {r["out"]: r["seconds"] for r in (json.loads(line) for line in out.splitlines() if line.startswith("{"))}
@@ -571,7 +578,7 @@ def pool_bench(args, tmp: Path) -> None:
     t0 = time.perf_counter()
     res = run_grid(pool, grid, tmp, args.jobs)
     print(f"\n[{len(grid)} candidates x {len(MODES)} modes x {len(pool)} sequences in {time.perf_counter() - t0:.0f} s]")
-    peers = collect_peers(proc, jobs, pool) if proc else {}
+    peers = collect_peers(proc, jobs, pool, tmp) if proc else {}
     rows = {f"vidtrack default ({mode})": res[mode]["default"] for mode in MODES}
     for mode in MODES:
         scores = hota_idf1(res[mode])
