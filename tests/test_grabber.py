@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from tests.helpers import decode_all, start_catching, write_test_video
 from base.errors import SourceError
 from workers.grabber import Grabber, GrabberSpec, SourceConfig
 from workers.sources import VideoSource, source_kind
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _receive_all(endpoint, timeout_s=20.0, delay_s=0.0):
@@ -78,7 +81,7 @@ def test_a_refused_camera_does_not_fill_stderr_unless_the_user_asks(user_level):
         env["OPENCV_FFMPEG_LOGLEVEL"] = user_level
     url = f"rtsp://127.0.0.1:{free_tcp_port()}/cam"
     run = subprocess.run([sys.executable, "-c", _OPEN_REFUSED_THREE_TIMES, url], capture_output=True, text=True,
-                         timeout=60, env={**env, "PYTHONPATH": os.getcwd()})
+                         timeout=60, env={**env, "PYTHONPATH": str(REPO)})
     lines = (run.stdout + run.stderr).splitlines()  # with a level set, OpenCV prints FFmpeg's lines on stdout
     errors = [line for line in lines if line.startswith(f"cannot open network source '{url}'")]
     assert len(errors) == 3

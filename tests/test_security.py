@@ -36,6 +36,7 @@ from workers.tracker_worker import EventsConfig, TrackerStage, TrackerStageSpec,
 
 pytestmark = pytest.mark.faults
 REPEAT = 20
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _forged(header: dict) -> list[bytes]:
@@ -331,7 +332,7 @@ def test_strangers_on_the_tcp_ports_get_nothing_and_the_run_loses_no_frame(tmp_p
     cli = subprocess.Popen([sys.executable, "-m", "vidtrack", "subscribe", "--endpoint", config.events.endpoint,
                             "--keys", keys, "--type", "frame", "--count", "1", "--timeout", "60"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "PYTHONPATH": os.getcwd()})
+                           env={**os.environ, "PYTHONPATH": str(REPO)})
     # a subscriber that is still importing when the 40 frames go out sees none of them
     assert cli.stderr.readline().startswith("vidtrack subscribe: listening on")
     start = time.monotonic()
@@ -485,7 +486,7 @@ def test_a_jpeg_claiming_6000x6000_is_refused_without_allocating_it(tmp_path):
     6000x6000 (108 MB decoded) under a 160x120 frame header, sent to a detector stage's frame
     socket, are refused from the header, and the peak memory does not grow."""
     run = subprocess.run([sys.executable, "-c", _JPEG_PROBE, str(tmp_path), str(REPEAT)], capture_output=True,
-                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                         text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout.splitlines()[-1])
     assert result["bad"] == REPEAT and result["frames"] == 0
